@@ -14,7 +14,9 @@ use crate::event::{EventError, EventId, SignedEvent};
 use crate::ids::{BookId, OrderId};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, ChangeHash, PatchAction, PatchLog, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    ActorId, Automerge, ChangeHash, PatchAction, PatchLog, ReadDoc, ScalarValue, Value, ROOT,
+};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -62,7 +64,14 @@ impl Book {
     /// A new, empty book written as `actor`.
     pub fn new(id: BookId, actor: ActorId) -> Self {
         let doc = Automerge::new().with_actor(actor.clone());
-        Book { id, doc, actor, orders: BTreeMap::new(), event_count: 0, saved_heads: Vec::new() }
+        Book {
+            id,
+            doc,
+            actor,
+            orders: BTreeMap::new(),
+            event_count: 0,
+            saved_heads: Vec::new(),
+        }
     }
 
     /// Load a book from its stored bytes (a snapshot followed by any incremental chunks), as
@@ -70,14 +79,29 @@ impl Book {
     /// each key is still checked against its event's id.
     pub fn load(id: BookId, actor: ActorId, bytes: &[u8]) -> Result<Self, BookError> {
         let doc = Automerge::load(bytes)?.with_actor(actor.clone());
-        let mut book = Book { id, doc, actor, orders: BTreeMap::new(), event_count: 0, saved_heads: Vec::new() };
+        let mut book = Book {
+            id,
+            doc,
+            actor,
+            orders: BTreeMap::new(),
+            event_count: 0,
+            saved_heads: Vec::new(),
+        };
         let mut found = Vec::new();
         for item in book.doc.map_range(ROOT, ..) {
-            let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(bytes)) = &item.value else {
-                return Err(BookError::Refused { book: book.id.clone(), why: format!("stored key {} is not an event", item.key) });
+            let automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(bytes)) = &item.value
+            else {
+                return Err(BookError::Refused {
+                    book: book.id.clone(),
+                    why: format!("stored key {} is not an event", item.key),
+                });
             };
-            let ev = SignedEvent::decode_stored(&item.key, bytes.as_ref())
-                .map_err(|source| BookError::Event { key: item.key.to_string(), source })?;
+            let ev = SignedEvent::decode_stored(&item.key, bytes.as_ref()).map_err(|source| {
+                BookError::Event {
+                    key: item.key.to_string(),
+                    source,
+                }
+            })?;
             found.push(ev);
         }
         for ev in found {
@@ -92,7 +116,9 @@ impl Book {
         if list.iter().any(|e| e.id == ev.id) {
             return false;
         }
-        let pos = list.partition_point(|e| (e.event.stamp, e.event.signer, e.id) < (ev.event.stamp, ev.event.signer, ev.id));
+        let pos = list.partition_point(|e| {
+            (e.event.stamp, e.event.signer, e.id) < (ev.event.stamp, ev.event.signer, ev.id)
+        });
         list.insert(pos, ev);
         self.event_count += 1;
         true
@@ -105,7 +131,9 @@ impl Book {
 
     /// Does the book hold this event?
     pub fn contains(&self, order: &OrderId, id: &EventId) -> bool {
-        self.orders.get(order).is_some_and(|l| l.iter().any(|e| &e.id == id))
+        self.orders
+            .get(order)
+            .is_some_and(|l| l.iter().any(|e| &e.id == id))
     }
 
     /// Write a local event. Returns false if the book already had it.
@@ -183,7 +211,8 @@ impl Book {
     ) -> Result<Vec<SignedEvent>, BookError> {
         let before = self.doc.get_heads();
         let mut log = PatchLog::active();
-        self.doc.receive_sync_message_log_patches(state, message, &mut log)?;
+        self.doc
+            .receive_sync_message_log_patches(state, message, &mut log)?;
         let patches = self.doc.make_patches(&mut log);
         match self.vet(patches, &check) {
             Ok(new) => {
@@ -198,7 +227,10 @@ impl Book {
             Err(why) => {
                 self.doc = self.doc.fork_at(&before)?.with_actor(self.actor.clone());
                 *state = sync::State::new();
-                Err(BookError::Refused { book: self.id.clone(), why })
+                Err(BookError::Refused {
+                    book: self.id.clone(),
+                    why,
+                })
             }
         }
     }
@@ -214,7 +246,11 @@ impl Book {
                 return Err("writes inside a nested object".into());
             }
             let (key, value, conflict) = match patch.action {
-                PatchAction::PutMap { key, value, conflict } => (key, value.0, conflict),
+                PatchAction::PutMap {
+                    key,
+                    value,
+                    conflict,
+                } => (key, value.0, conflict),
                 PatchAction::DeleteMap { key } => return Err(format!("deletes event {key}")),
                 PatchAction::Conflict { .. } => return Err("rewrites an existing event".into()),
                 other => return Err(format!("unexpected operation {other:?}")),
@@ -222,12 +258,15 @@ impl Book {
             let Value::Scalar(scalar) = value else {
                 return Err(format!("puts an object under {key}"));
             };
-            let Some(bytes) = scalar.to_bytes() else {
+            let Some(bytes) = scalar.as_bytes() else {
                 return Err(format!("puts a non-event value under {key}"));
             };
             if conflict {
-                let all = self.doc.get_all(ROOT, key.as_str()).map_err(|e| e.to_string())?;
-                if all.iter().any(|(v, _)| v.to_bytes() != Some(bytes)) {
+                let all = self
+                    .doc
+                    .get_all(ROOT, key.as_str())
+                    .map_err(|e| e.to_string())?;
+                if all.iter().any(|(v, _)| v.as_bytes() != Some(bytes)) {
                     return Err(format!("rewrites event {key}"));
                 }
             }
@@ -262,15 +301,24 @@ mod tests {
     use crate::time::Stamp;
 
     fn book_id() -> BookId {
-        BookId { area: "qiuchang".into(), channel: Channel::Consultation, period: "2026-12".into() }
+        BookId {
+            area: "qiuchang".into(),
+            channel: Channel::Consultation,
+            period: "2026-12".into(),
+        }
     }
 
     fn event(key: &SecretKey, n: u8) -> SignedEvent {
         Event {
             order: OrderId([n; 16]),
-            stamp: Stamp { ms: 1_000 + u64::from(n), counter: 0 },
+            stamp: Stamp {
+                ms: 1_000 + u64::from(n),
+                counter: 0,
+            },
             signer: key.public(),
-            kind: EventKind::Message { text: format!("message {n}") },
+            kind: EventKind::Message {
+                text: format!("message {n}"),
+            },
         }
         .sign(key)
     }
@@ -302,7 +350,10 @@ mod tests {
         for n in 0..20 {
             assert!(book.insert(event(&key, n)).unwrap());
         }
-        assert!(!book.insert(event(&key, 3)).unwrap(), "same event twice is one entry");
+        assert!(
+            !book.insert(event(&key, 3)).unwrap(),
+            "same event twice is one entry"
+        );
         let mut bytes = book.save();
         book.insert(event(&key, 50)).unwrap();
         bytes.extend(book.save_incremental());
@@ -327,7 +378,10 @@ mod tests {
         let mut tx = evil.transaction();
         tx.delete(ROOT, k.as_str()).unwrap();
         tx.commit();
-        let evil_book = Book { doc: evil, ..Book::new(book_id(), ActorId::from(&[3u8; 16][..])) };
+        let evil_book = Book {
+            doc: evil,
+            ..Book::new(book_id(), ActorId::from(&[3u8; 16][..]))
+        };
         let err = sync_into(&evil_book, &mut victim).unwrap_err();
         assert!(err.to_string().contains("deletes event"), "{err}");
         assert_eq!(victim.heads_hash(), good_heads);
@@ -336,9 +390,17 @@ mod tests {
         // Or overwrites it with other (validly signed) bytes.
         let mut evil = honest.doc.fork().with_actor(ActorId::from(&[4u8; 16][..]));
         let mut tx = evil.transaction();
-        tx.put(ROOT, k.as_str(), ScalarValue::Bytes(event(&key, 2).bytes().to_vec())).unwrap();
+        tx.put(
+            ROOT,
+            k.as_str(),
+            ScalarValue::Bytes(event(&key, 2).bytes().to_vec()),
+        )
+        .unwrap();
         tx.commit();
-        let evil_book = Book { doc: evil, ..Book::new(book_id(), ActorId::from(&[4u8; 16][..])) };
+        let evil_book = Book {
+            doc: evil,
+            ..Book::new(book_id(), ActorId::from(&[4u8; 16][..]))
+        };
         assert!(sync_into(&evil_book, &mut victim).is_err());
         assert_eq!(victim.heads_hash(), good_heads);
     }

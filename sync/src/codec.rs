@@ -124,7 +124,10 @@ impl<'a> Reader<'a> {
         }
         Err(DecodeError::Invalid(what))
     }
-    pub(crate) fn fixed<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn fixed<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         if self.rest.len() < N {
             return Err(DecodeError::Truncated(what));
         }
@@ -134,7 +137,11 @@ impl<'a> Reader<'a> {
         out.copy_from_slice(head);
         Ok(out)
     }
-    pub(crate) fn bytes(&mut self, what: &'static str, limit: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(
+        &mut self,
+        what: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let len = self.uvar(what)?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len > limit {
@@ -155,7 +162,11 @@ impl<'a> Reader<'a> {
         let n = self.uvar(what)?;
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         if n > limit {
-            return Err(DecodeError::TooLong { what, len: n, limit });
+            return Err(DecodeError::TooLong {
+                what,
+                len: n,
+                limit,
+            });
         }
         Ok(n)
     }
@@ -192,6 +203,9 @@ mod tests {
         w.bytes(&[7u8; 100]);
         let bytes = w.into_bytes();
         let mut r = Reader::new(&bytes);
-        assert!(matches!(r.bytes("x", 10), Err(DecodeError::TooLong { len: 100, .. })));
+        assert!(matches!(
+            r.bytes("x", 10),
+            Err(DecodeError::TooLong { len: 100, .. })
+        ));
     }
 }

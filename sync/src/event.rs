@@ -194,17 +194,40 @@ impl EventKind {
             1 => EventKind::Offered,
             2 => EventKind::Received,
             3 => EventKind::Accepted,
-            4 => EventKind::Declined { reason: text(r, "reason")? },
-            5 => EventKind::Released { reason: text(r, "reason")? },
-            6 => EventKind::Dispatched { lawyer: LawyerId(short(r, "lawyer")?) },
-            7 => EventKind::Message { text: text(r, "message")? },
-            8 => EventKind::PartyJoined { party: short(r, "party")? },
-            9 => EventKind::AgreementSigned { summary: text(r, "summary")? },
-            10 => EventKind::Closed { outcome: text(r, "outcome")? },
+            4 => EventKind::Declined {
+                reason: text(r, "reason")?,
+            },
+            5 => EventKind::Released {
+                reason: text(r, "reason")?,
+            },
+            6 => EventKind::Dispatched {
+                lawyer: LawyerId(short(r, "lawyer")?),
+            },
+            7 => EventKind::Message {
+                text: text(r, "message")?,
+            },
+            8 => EventKind::PartyJoined {
+                party: short(r, "party")?,
+            },
+            9 => EventKind::AgreementSigned {
+                summary: text(r, "summary")?,
+            },
+            10 => EventKind::Closed {
+                outcome: text(r, "outcome")?,
+            },
             11 => EventKind::Confirmed,
-            12 => EventKind::Cancelled { reason: text(r, "reason")? },
-            13 => EventKind::Flagged { reason: text(r, "reason")? },
-            tag => return Err(DecodeError::UnknownTag { what: "event kind", tag }),
+            12 => EventKind::Cancelled {
+                reason: text(r, "reason")?,
+            },
+            13 => EventKind::Flagged {
+                reason: text(r, "reason")?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "event kind",
+                    tag,
+                })
+            }
         })
     }
 }
@@ -240,7 +263,11 @@ impl Event {
         let mut bytes = self.canonical();
         let signature = key.sign(DOMAIN, &bytes);
         bytes.extend_from_slice(&signature);
-        SignedEvent { id: EventId::of(&bytes), event: self, bytes }
+        SignedEvent {
+            id: EventId::of(&bytes),
+            event: self,
+            bytes,
+        }
     }
 }
 
@@ -304,7 +331,12 @@ impl SignedEvent {
     /// Decode signed bytes and verify the signature.
     pub fn decode(bytes: &[u8]) -> Result<SignedEvent, EventError> {
         if bytes.len() > MAX_EVENT_BYTES {
-            return Err(DecodeError::TooLong { what: "event", len: bytes.len(), limit: MAX_EVENT_BYTES }.into());
+            return Err(DecodeError::TooLong {
+                what: "event",
+                len: bytes.len(),
+                limit: MAX_EVENT_BYTES,
+            }
+            .into());
         }
         let Some(body_len) = bytes.len().checked_sub(64) else {
             return Err(DecodeError::Truncated("event signature").into());
@@ -317,7 +349,8 @@ impl SignedEvent {
         }
         let order = OrderId(r.fixed("order id")?);
         let ms = r.uvar("stamp ms")?;
-        let counter = u32::try_from(r.uvar("stamp counter")?).map_err(|_| DecodeError::Invalid("stamp counter"))?;
+        let counter = u32::try_from(r.uvar("stamp counter")?)
+            .map_err(|_| DecodeError::Invalid("stamp counter"))?;
         let signer = NodeKey(r.fixed("signer")?);
         let kind = EventKind::decode(&mut r)?;
         r.finish()?;
@@ -327,7 +360,12 @@ impl SignedEvent {
             return Err(EventError::BadSignature(signer));
         }
         Ok(SignedEvent {
-            event: Event { order, stamp: Stamp { ms, counter }, signer, kind },
+            event: Event {
+                order,
+                stamp: Stamp { ms, counter },
+                signer,
+                kind,
+            },
             id: EventId::of(bytes),
             bytes: bytes.to_vec(),
         })
@@ -338,7 +376,10 @@ impl SignedEvent {
         let ev = Self::decode(bytes)?;
         let actual = ev.id.key();
         if actual != key {
-            return Err(EventError::WrongKey { stored: key.to_owned(), actual });
+            return Err(EventError::WrongKey {
+                stored: key.to_owned(),
+                actual,
+            });
         }
         Ok(ev)
     }
@@ -351,7 +392,10 @@ mod tests {
     fn created(key: &SecretKey) -> Event {
         Event {
             order: OrderId([9; 16]),
-            stamp: Stamp { ms: 1_790_000_000_000, counter: 2 },
+            stamp: Stamp {
+                ms: 1_790_000_000_000,
+                counter: 2,
+            },
             signer: key.public(),
             kind: EventKind::Created(OrderHeader {
                 origin: "village-zhoutian".into(),
@@ -375,7 +419,10 @@ mod tests {
         let mut tampered = signed.bytes().to_vec();
         let last_text_byte = tampered.len() - 65;
         tampered[last_text_byte] ^= 0x01;
-        assert!(matches!(SignedEvent::decode(&tampered), Err(EventError::BadSignature(_)) | Err(EventError::Decode(_))));
+        assert!(matches!(
+            SignedEvent::decode(&tampered),
+            Err(EventError::BadSignature(_)) | Err(EventError::Decode(_))
+        ));
 
         // Someone else's key in the signer field with our signature.
         let other = SecretKey::from_bytes([6; 32]);
@@ -383,7 +430,10 @@ mod tests {
         ev.signer = other.public();
         let mut bytes = ev.canonical();
         bytes.extend_from_slice(&key.sign(DOMAIN, &ev.canonical()));
-        assert_eq!(SignedEvent::decode(&bytes), Err(EventError::BadSignature(other.public())));
+        assert_eq!(
+            SignedEvent::decode(&bytes),
+            Err(EventError::BadSignature(other.public()))
+        );
 
         assert!(matches!(
             SignedEvent::decode_stored("00", signed.bytes()),

@@ -66,7 +66,9 @@ impl fmt::Display for NodeKey {
 impl FromStr for NodeKey {
     type Err = DecodeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(NodeKey(unhex(s).ok_or(DecodeError::Invalid("node key hex"))?))
+        Ok(NodeKey(
+            unhex(s).ok_or(DecodeError::Invalid("node key hex"))?,
+        ))
     }
 }
 
@@ -100,7 +102,9 @@ impl fmt::Display for OrderId {
 impl FromStr for OrderId {
     type Err = DecodeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(OrderId(unhex(s).ok_or(DecodeError::Invalid("order id hex"))?))
+        Ok(OrderId(
+            unhex(s).ok_or(DecodeError::Invalid("order id hex"))?,
+        ))
     }
 }
 impl Serialize for OrderId {
@@ -163,7 +167,10 @@ impl Channel {
         Channel::ALL
             .get(usize::from(tag))
             .copied()
-            .ok_or(DecodeError::UnknownTag { what: "channel", tag })
+            .ok_or(DecodeError::UnknownTag {
+                what: "channel",
+                tag,
+            })
     }
 }
 impl fmt::Display for Channel {
@@ -221,13 +228,19 @@ impl BookId {
     pub(crate) const MAX_PART: usize = 64;
 
     pub(crate) fn encode(&self, w: &mut Writer) {
-        w.str(self.area.as_str()).u8(self.channel.tag()).str(&self.period);
+        w.str(self.area.as_str())
+            .u8(self.channel.tag())
+            .str(&self.period);
     }
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let area = AreaId(r.str("book area", Self::MAX_PART)?.to_owned());
         let channel = Channel::from_tag(r.u8("book channel")?)?;
         let period = r.str("book period", Self::MAX_PART)?.to_owned();
-        Ok(BookId { area, channel, period })
+        Ok(BookId {
+            area,
+            channel,
+            period,
+        })
     }
 }
 impl fmt::Display for BookId {

@@ -10,7 +10,9 @@ pub type Millis = u64;
 /// A hybrid-logical-clock stamp: physical milliseconds plus a counter that orders events
 /// stamped in the same millisecond or behind a peer's clock. Ties between nodes are broken by
 /// the signer's key, which every event carries beside its stamp, so the order is total.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Stamp {
     /// Physical time in milliseconds (the largest seen by this clock).
     pub ms: Millis,
@@ -41,7 +43,10 @@ impl Hlc {
     /// The next stamp at wall time `now`.
     pub fn tick(&mut self, now: Millis) -> Stamp {
         self.last = if now > self.last.ms {
-            Stamp { ms: now, counter: 0 }
+            Stamp {
+                ms: now,
+                counter: 0,
+            }
         } else {
             Stamp {
                 ms: self.last.ms,
@@ -118,7 +123,11 @@ impl Date {
     /// ISO 8601 week-numbering year and week.
     pub fn iso_week(self) -> (i32, u32) {
         let thursday = Date::from_days(self.days() - i64::from(self.weekday()) + 4);
-        let jan1 = Date { year: thursday.year, month: 1, day: 1 };
+        let jan1 = Date {
+            year: thursday.year,
+            month: 1,
+            day: 1,
+        };
         let week = (thursday.days() - jan1.days()) / 7 + 1;
         (thursday.year, week as u32)
     }
@@ -158,9 +167,17 @@ mod tests {
         let a = c.tick(1_000);
         let b = c.tick(900);
         assert!(b > a);
-        c.observe(Stamp { ms: 5_000, counter: 3 });
+        c.observe(Stamp {
+            ms: 5_000,
+            counter: 3,
+        });
         let d = c.tick(2_000);
-        assert!(d > Stamp { ms: 5_000, counter: 3 });
+        assert!(
+            d > Stamp {
+                ms: 5_000,
+                counter: 3
+            }
+        );
     }
 
     #[test]

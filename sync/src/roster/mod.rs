@@ -354,7 +354,10 @@ impl Roster {
             for (i, item) in items.iter().enumerate() {
                 let k = key(item);
                 if map.insert(k.clone(), i).is_some() {
-                    return Err(RosterError::Duplicate { what, id: k.to_string() });
+                    return Err(RosterError::Duplicate {
+                        what,
+                        id: k.to_string(),
+                    });
                 }
             }
             Ok(map)
@@ -372,7 +375,11 @@ impl Roster {
 
         for site in &doc.sites {
             if !districts.contains(site.district.as_str()) {
-                return Err(unknown(format!("site {}", site.id), "district", &site.district));
+                return Err(unknown(
+                    format!("site {}", site.id),
+                    "district",
+                    &site.district,
+                ));
             }
             if let Some(area) = &site.area {
                 if !areas.contains_key(area) {
@@ -386,28 +393,43 @@ impl Roster {
                 return Err(unknown(from(), "district", &area.district));
             }
             if area.id.as_str().contains('/') || area.id.as_str().len() > BookId::MAX_PART {
-                return Err(RosterError::Invalid(format!("area id `{}` must be short and have no '/'", area.id)));
+                return Err(RosterError::Invalid(format!(
+                    "area id `{}` must be short and have no '/'",
+                    area.id
+                )));
             }
             let Some(&desk) = sites.get(&area.desk) else {
                 return Err(unknown(from(), "site", area.desk.as_str()));
             };
             if doc.sites[desk].area.as_ref() != Some(&area.id) {
-                return Err(RosterError::Invalid(format!("desk {} of area {} is not in that area", area.desk, area.id)));
+                return Err(RosterError::Invalid(format!(
+                    "desk {} of area {} is not in that area",
+                    area.desk, area.id
+                )));
             }
         }
         let mut paired = BTreeMap::new();
         for p in &doc.pairings {
-            for (id, want) in [(&p.office, SiteKind::JudicialOffice), (&p.firm, SiteKind::Firm)] {
+            for (id, want) in [
+                (&p.office, SiteKind::JudicialOffice),
+                (&p.firm, SiteKind::Firm),
+            ] {
                 match sites.get(id) {
                     None => return Err(unknown("a pairing".into(), "site", id.as_str())),
                     Some(&i) if doc.sites[i].kind != want => {
-                        return Err(RosterError::Invalid(format!("pairing names {id}, which is not a {}", want.as_str())))
+                        return Err(RosterError::Invalid(format!(
+                            "pairing names {id}, which is not a {}",
+                            want.as_str()
+                        )))
                     }
                     Some(_) => {}
                 }
             }
             if paired.insert(p.office.clone(), p.firm.clone()).is_some() {
-                return Err(RosterError::Duplicate { what: "pairing of office", id: p.office.to_string() });
+                return Err(RosterError::Duplicate {
+                    what: "pairing of office",
+                    id: p.office.to_string(),
+                });
             }
         }
         for l in &doc.lawyers {
@@ -428,7 +450,12 @@ impl Roster {
             match (&d.weekday, &d.date) {
                 (Some(w), None) if (1..=7).contains(w) => {}
                 (None, Some(date)) if Date::parse(date).is_some() => {}
-                _ => return Err(RosterError::Invalid(format!("{} needs exactly one of weekday 1–7 or date YYYY-MM-DD", from()))),
+                _ => {
+                    return Err(RosterError::Invalid(format!(
+                        "{} needs exactly one of weekday 1–7 or date YYYY-MM-DD",
+                        from()
+                    )))
+                }
             }
             for l in &d.lawyers {
                 if !lawyers.contains_key(l) {
@@ -442,11 +469,17 @@ impl Roster {
                 return Err(unknown(format!("node {}", n.key), "site", n.site.as_str()));
             }
             if keys.insert(n.key, n.site.clone()).is_some() {
-                return Err(RosterError::Duplicate { what: "node key", id: n.key.to_string() });
+                return Err(RosterError::Duplicate {
+                    what: "node key",
+                    id: n.key.to_string(),
+                });
             }
         }
         for c in &doc.policy.chains {
-            if c.tiers.is_empty() || c.live_window_minutes.len() != c.tiers.len() || c.queued_window_minutes.len() != c.tiers.len() {
+            if c.tiers.is_empty()
+                || c.live_window_minutes.len() != c.tiers.len()
+                || c.queued_window_minutes.len() != c.tiers.len()
+            {
                 return Err(RosterError::Invalid(format!("chain of {} needs at least one tier and one live and one queued window per tier", c.channel)));
             }
         }
@@ -472,7 +505,9 @@ impl Roster {
             for policy in &self.doc.policy.chains {
                 let mut tiers: Vec<Tier> = Vec::new();
                 for (i, role) in policy.tiers.iter().enumerate() {
-                    let Some(site) = self.resolve_role(*role, area) else { continue };
+                    let Some(site) = self.resolve_role(*role, area) else {
+                        continue;
+                    };
                     if tiers.iter().any(|t| t.site == site) {
                         continue;
                     }
@@ -483,13 +518,17 @@ impl Roster {
                     });
                 }
                 if tiers.is_empty() {
-                    return Err(RosterError::Invalid(format!("no site serves channel {} for area {}", policy.channel, area.id)));
+                    return Err(RosterError::Invalid(format!(
+                        "no site serves channel {} for area {}",
+                        policy.channel, area.id
+                    )));
                 }
                 let book = (area.id.clone(), policy.channel);
                 let mut holders: BTreeSet<SiteId> = tiers.iter().map(|t| t.site.clone()).collect();
                 for site in &self.doc.sites {
                     let in_area = site.area.as_ref() == Some(&area.id);
-                    let centre_above = (site.kind == SiteKind::DistrictCentre && site.district == area.district)
+                    let centre_above = (site.kind == SiteKind::DistrictCentre
+                        && site.district == area.district)
                         || site.kind == SiteKind::CityCentre;
                     if in_area || centre_above {
                         holders.insert(site.id.clone());
@@ -567,7 +606,11 @@ impl Roster {
     }
     /// The node keys of a site.
     pub fn keys_of_site<'a>(&'a self, site: &'a SiteId) -> impl Iterator<Item = NodeKey> + 'a {
-        self.doc.nodes.iter().filter(move |n| &n.site == site).map(|n| n.key)
+        self.doc
+            .nodes
+            .iter()
+            .filter(move |n| &n.site == site)
+            .map(|n| n.key)
     }
     /// The firm paired with a judicial office.
     pub fn paired_firm(&self, office: &SiteId) -> Option<&SiteId> {
@@ -589,14 +632,28 @@ impl Roster {
 
     /// The tier at which `site` serves a chain, if it does.
     pub fn tier_of(&self, area: &AreaId, channel: Channel, site: &SiteId) -> Option<usize> {
-        self.chain(area, channel)?.iter().position(|t| &t.site == site)
+        self.chain(area, channel)?
+            .iter()
+            .position(|t| &t.site == site)
     }
 
     /// The book an order belongs to: from its origin, channel and creation time alone.
-    pub fn book_for(&self, origin: &SiteId, channel: Channel, created_ms: Millis) -> Option<BookId> {
+    pub fn book_for(
+        &self,
+        origin: &SiteId,
+        channel: Channel,
+        created_ms: Millis,
+    ) -> Option<BookId> {
         let area = self.site(origin)?.area.as_ref()?;
-        let period = self.area(area)?.period.label(created_ms, self.doc.utc_offset_minutes);
-        Some(BookId { area: area.clone(), channel, period })
+        let period = self
+            .area(area)?
+            .period
+            .label(created_ms, self.doc.utc_offset_minutes);
+        Some(BookId {
+            area: area.clone(),
+            channel,
+            period,
+        })
     }
 
     /// May `site` hold `book`? Iff it is in the book's chain, in its area, or a centre above it.
@@ -630,13 +687,20 @@ impl Roster {
         } else {
             on_date
         };
-        entries.iter().flat_map(|d| d.lawyers.iter().cloned()).collect()
+        entries
+            .iter()
+            .flat_map(|d| d.lawyers.iter().cloned())
+            .collect()
     }
 
     /// May `site` send `lawyer` to a case: its own lawyers, or lawyers on its duty rota.
     pub fn may_dispatch(&self, site: &SiteId, lawyer: &LawyerId) -> bool {
         self.lawyer(lawyer).is_some_and(|l| &l.firm == site)
-            || self.doc.duty.iter().any(|d| &d.site == site && d.lawyers.contains(lawyer))
+            || self
+                .doc
+                .duty
+                .iter()
+                .any(|d| &d.site == site && d.lawyers.contains(lawyer))
     }
 
     /// A copy with node keys registered (used by provisioning and tests), version bumped.
@@ -659,8 +723,17 @@ mod tests {
         assert_eq!(count(SiteKind::JudicialOffice), 9);
         assert_eq!(count(SiteKind::Firm), 11);
         assert_eq!(count(SiteKind::VillageKiosk), 3);
-        let firms: BTreeSet<_> = r.sites().iter().filter(|s| s.kind == SiteKind::Firm).map(|s| &s.id).collect();
-        let district_lawyers = r.lawyers().iter().filter(|l| firms.contains(&l.firm)).count();
+        let firms: BTreeSet<_> = r
+            .sites()
+            .iter()
+            .filter(|s| s.kind == SiteKind::Firm)
+            .map(|s| &s.id)
+            .collect();
+        let district_lawyers = r
+            .lawyers()
+            .iter()
+            .filter(|l| firms.contains(&l.firm))
+            .count();
         assert_eq!(district_lawyers, 92);
         let paired: BTreeSet<_> = r.doc().pairings.iter().map(|p| &p.firm).collect();
         assert_eq!(r.doc().pairings.len(), 9);
@@ -672,19 +745,37 @@ mod tests {
         let chain = r.chain(&"qiuchang".into(), Channel::Consultation).unwrap();
         let sites: Vec<&str> = chain.iter().map(|t| t.site.as_str()).collect();
         assert_eq!(sites[0], "office-qiuchang");
-        assert_eq!(Some(&chain[1].site), r.paired_firm(&"office-qiuchang".into()));
+        assert_eq!(
+            Some(&chain[1].site),
+            r.paired_firm(&"office-qiuchang".into())
+        );
         assert_eq!(&sites[2..], ["centre-district", "centre-city"]);
     }
 
     #[test]
     fn entitlement_follows_chain_area_and_centres() {
         let r = Roster::huiyang().unwrap();
-        let book = r.book_for(&"village-zhoutian".into(), Channel::Consultation, 1_790_000_000_000).unwrap();
+        let book = r
+            .book_for(
+                &"village-zhoutian".into(),
+                Channel::Consultation,
+                1_790_000_000_000,
+            )
+            .unwrap();
         let firm = r.paired_firm(&"office-qiuchang".into()).unwrap().clone();
-        for site in ["village-zhoutian", "office-qiuchang", firm.as_str(), "centre-district", "centre-city"] {
+        for site in [
+            "village-zhoutian",
+            "office-qiuchang",
+            firm.as_str(),
+            "centre-district",
+            "centre-city",
+        ] {
             assert!(r.entitled(&site.into(), &book), "{site} should hold {book}");
         }
-        let outsiders = r.sites().iter().filter(|s| s.kind == SiteKind::Firm && s.id != firm);
+        let outsiders = r
+            .sites()
+            .iter()
+            .filter(|s| s.kind == SiteKind::Firm && s.id != firm);
         for s in outsiders {
             assert!(!r.entitled(&s.id, &book), "{} must not hold {book}", s.id);
         }

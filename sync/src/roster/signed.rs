@@ -25,21 +25,31 @@ pub struct SignedRoster {
 impl SignedRoster {
     /// Sign a roster with the authority key.
     pub fn sign(roster: &Roster, authority: &SecretKey) -> Result<SignedRoster, RosterError> {
-        let body = serde_json::to_vec(roster.doc()).map_err(|e| RosterError::Parse(e.to_string()))?;
+        let body =
+            serde_json::to_vec(roster.doc()).map_err(|e| RosterError::Parse(e.to_string()))?;
         let signature = authority.sign(DOMAIN, &body);
-        Ok(SignedRoster { authority: authority.public(), body, signature })
+        Ok(SignedRoster {
+            authority: authority.public(),
+            body,
+            signature,
+        })
     }
 
     /// Check the signature against the authority this node trusts, then parse and check the
     /// roster. `held` is the version already held, if any: only a newer one is taken.
     pub fn open(&self, trusted: &NodeKey, held: Option<u64>) -> Result<Roster, RosterError> {
-        if &self.authority != trusted || !keys::verify(trusted, DOMAIN, &self.body, &self.signature) {
+        if &self.authority != trusted || !keys::verify(trusted, DOMAIN, &self.body, &self.signature)
+        {
             return Err(RosterError::BadSignature);
         }
-        let doc: RosterDoc = serde_json::from_slice(&self.body).map_err(|e| RosterError::Parse(e.to_string()))?;
+        let doc: RosterDoc =
+            serde_json::from_slice(&self.body).map_err(|e| RosterError::Parse(e.to_string()))?;
         if let Some(held) = held {
             if doc.version <= held {
-                return Err(RosterError::NotNewer { offered: doc.version, held });
+                return Err(RosterError::NotNewer {
+                    offered: doc.version,
+                    held,
+                });
             }
         }
         Roster::new(doc)
@@ -48,7 +58,10 @@ impl SignedRoster {
     /// Encode for storage or the wire.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(FORMAT).fixed(&self.authority.0).fixed(&self.signature).bytes(&self.body);
+        w.u8(FORMAT)
+            .fixed(&self.authority.0)
+            .fixed(&self.signature)
+            .bytes(&self.body);
         w.into_bytes()
     }
 
@@ -63,7 +76,11 @@ impl SignedRoster {
         let signature = r.fixed("roster signature")?;
         let body = r.bytes("roster body", MAX_ROSTER_BYTES)?.to_vec();
         r.finish()?;
-        Ok(SignedRoster { authority, body, signature })
+        Ok(SignedRoster {
+            authority,
+            body,
+            signature,
+        })
     }
 }
 
@@ -73,19 +90,32 @@ mod tests {
     use crate::roster::NodeEntry;
 
     fn keys() -> (SecretKey, SecretKey) {
-        (SecretKey::from_bytes([1; 32]), SecretKey::from_bytes([2; 32]))
+        (
+            SecretKey::from_bytes([1; 32]),
+            SecretKey::from_bytes([2; 32]),
+        )
     }
 
     #[test]
     fn a_signed_roster_round_trips_and_opens() {
         let (authority, node) = keys();
-        let roster = Roster::huiyang().unwrap()
-            .with_nodes(vec![NodeEntry { key: node.public(), site: "office-qiuchang".into() }], 2)
+        let roster = Roster::huiyang()
+            .unwrap()
+            .with_nodes(
+                vec![NodeEntry {
+                    key: node.public(),
+                    site: "office-qiuchang".into(),
+                }],
+                2,
+            )
             .unwrap();
         let signed = SignedRoster::sign(&roster, &authority).unwrap();
         let back = SignedRoster::decode(&signed.encode()).unwrap();
         let opened = back.open(&authority.public(), Some(1)).unwrap();
-        assert_eq!(opened.site_of_key(&node.public()).map(|s| s.as_str()), Some("office-qiuchang"));
+        assert_eq!(
+            opened.site_of_key(&node.public()).map(|s| s.as_str()),
+            Some("office-qiuchang")
+        );
     }
 
     #[test]
@@ -95,12 +125,21 @@ mod tests {
         let mut signed = SignedRoster::sign(&roster, &authority).unwrap();
         assert_eq!(
             signed.open(&authority.public(), Some(1)),
-            Err(RosterError::NotNewer { offered: 1, held: 1 })
+            Err(RosterError::NotNewer {
+                offered: 1,
+                held: 1
+            })
         );
         let forged = SignedRoster::sign(&roster, &impostor).unwrap();
-        assert_eq!(forged.open(&authority.public(), None), Err(RosterError::BadSignature));
+        assert_eq!(
+            forged.open(&authority.public(), None),
+            Err(RosterError::BadSignature)
+        );
         signed.body[10] ^= 1;
-        assert_eq!(signed.open(&authority.public(), None), Err(RosterError::BadSignature));
+        assert_eq!(
+            signed.open(&authority.public(), None),
+            Err(RosterError::BadSignature)
+        );
         assert!(SignedRoster::decode(&[1, 2, 3]).is_err());
     }
 }
