@@ -252,7 +252,24 @@ impl Book {
                     conflict,
                 } => (key, value.0, conflict),
                 PatchAction::DeleteMap { key } => return Err(format!("deletes event {key}")),
-                PatchAction::Conflict { .. } => return Err("rewrites an existing event".into()),
+                PatchAction::Conflict {
+                    prop: automerge::Prop::Map(key),
+                } => {
+                    // Two writers put the same event under its key concurrently: harmless if
+                    // every value is the same bytes.
+                    let all = self
+                        .doc
+                        .get_all(ROOT, key.as_str())
+                        .map_err(|e| e.to_string())?;
+                    let first = all
+                        .first()
+                        .and_then(|(v, _)| v.as_bytes().map(<[u8]>::to_vec));
+                    if first.is_none() || all.iter().any(|(v, _)| v.as_bytes() != first.as_deref())
+                    {
+                        return Err(format!("rewrites event {key}"));
+                    }
+                    continue;
+                }
                 other => return Err(format!("unexpected operation {other:?}")),
             };
             let Value::Scalar(scalar) = value else {

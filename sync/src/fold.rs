@@ -274,6 +274,7 @@ pub fn fold_order(
     let mut winner: Option<Accept> = None;
     let mut overturned: Vec<Accept> = Vec::new();
     let mut releases = 0usize;
+    let mut used_releases = Vec::new();
     let mut schedule: Vec<(usize, Millis, Option<Millis>)>;
     loop {
         schedule = Vec::new();
@@ -329,6 +330,7 @@ pub fn fold_order(
         match release {
             Some((e, _)) => {
                 releases += 1;
+                used_releases.push(e.id);
                 round_tier = (best.tier + 1).min(last);
                 round_start = Some(e.event.stamp.ms);
                 after = Some(e.event.stamp);
@@ -340,7 +342,7 @@ pub fn fold_order(
         }
     }
     overturned.retain(|a| winner.as_ref() != Some(a));
-    overturned.sort_by(|a, b| (a.at, a.tier, a.signer).cmp(&(b.at, b.tier, b.signer)));
+    overturned.sort_by_key(|a| (a.at, a.tier, a.signer));
     overturned.dedup();
 
     // 6. After the winner.
@@ -378,7 +380,7 @@ pub fn fold_order(
                 true
             }
             EventKind::AgreementSigned { .. } if by_winner => true,
-            EventKind::Released { .. } => true, // judged in the rounds above
+            EventKind::Released { .. } => used_releases.contains(&e.id),
             _ => false,
         };
         if !ok {

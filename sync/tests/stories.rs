@@ -1,5 +1,7 @@
 //! Stories of the people in MISSION.md, told over an in-memory network of real replicas.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
 mod common;
 
 use common::*;
