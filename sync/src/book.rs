@@ -96,12 +96,13 @@ impl Book {
                     why: format!("stored key {} is not an event", item.key),
                 });
             };
-            let ev = SignedEvent::decode_stored(&item.key, bytes.as_ref()).map_err(|source| {
-                BookError::Event {
-                    key: item.key.to_string(),
-                    source,
-                }
-            })?;
+            let ev =
+                SignedEvent::decode_stored(&item.key, bytes.as_ref(), false).map_err(|source| {
+                    BookError::Event {
+                        key: item.key.to_string(),
+                        source,
+                    }
+                })?;
             found.push(ev);
         }
         for ev in found {
@@ -287,7 +288,7 @@ impl Book {
                     return Err(format!("rewrites event {key}"));
                 }
             }
-            let ev = SignedEvent::decode_stored(&key, bytes).map_err(|e| e.to_string())?;
+            let ev = SignedEvent::decode_stored(&key, bytes, true).map_err(|e| e.to_string())?;
             if self.contains(&ev.event.order, &ev.id) {
                 continue;
             }
