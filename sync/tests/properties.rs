@@ -17,6 +17,7 @@ use lawmesh_sync::replica::Action;
 use lawmesh_sync::roster::Roster;
 use lawmesh_sync::time::{Millis, Stamp};
 use proptest::prelude::*;
+use rand_chacha::rand_core::SeedableRng;
 use std::sync::OnceLock;
 
 /// Signers in the stories' cast: the origin, the chain, and three who may not act here.
@@ -368,5 +369,37 @@ proptest! {
         for (book, hash) in &village {
             prop_assert_eq!(reference.get(book), Some(hash));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A connected peer that sends garbage — random bytes, or a well-framed sync message for a
+    /// book it may hold whose automerge payload is random — is refused; nothing panics and the
+    /// books are as they were.
+    #[test]
+    fn garbage_from_a_peer_is_refused_without_panic_or_damage(
+        junk in prop::collection::vec(any::<u8>(), 0..300),
+        framed in any::<bool>(),
+    ) {
+        let mut net = Net::huiyang(&["office-qiuchang", "firm-hongtai"], 5);
+        net.connect("office-qiuchang", "firm-hongtai");
+        net.new_order("office-qiuchang", Channel::Consultation, "land", true);
+        net.run_until_quiet();
+        let before = net.heads("office-qiuchang");
+        let book = before.keys().next().unwrap().clone();
+        let bytes = if framed {
+            let mut data = vec![0x42];
+            data.extend(&junk);
+            lawmesh_sync::wire::Message::Sync { book, data }.encode()
+        } else {
+            junk
+        };
+        let from = net.keys[&SiteId::from("firm-hongtai")];
+        let now = net.now;
+        let fx = net.node_mut("office-qiuchang").receive(now, &mut rand_chacha::ChaCha8Rng::from_seed([1; 32]), from, &bytes);
+        prop_assert!(!fx.refused.is_empty() || fx.send.is_empty());
+        prop_assert_eq!(net.heads("office-qiuchang"), before);
     }
 }
