@@ -1,0 +1,1 @@
+//! lawmesh-sim: outage simulations (being built; see the simulations issue).
