@@ -296,6 +296,18 @@ impl Replica {
     pub fn peers(&self) -> impl Iterator<Item = (&NodeKey, &SiteId)> {
         self.peers.iter().map(|(k, p)| (k, &p.site))
     }
+    /// Books with changes that no peer has acknowledged yet (no sync state with a peer shares
+    /// the book's current heads).
+    pub fn unacknowledged_books(&self) -> usize {
+        self.books
+            .values()
+            .filter(|b| {
+                let heads = b.heads();
+                !self.states.iter().any(|((_, id), st)| id == b.id() && st.shared_heads == heads)
+            })
+            .count()
+    }
+
     /// The book an order is in.
     pub fn book_of(&self, order: &OrderId) -> Option<&BookId> {
         self.order_book.get(order)

@@ -1,0 +1,40 @@
+//! Direct mode: when no node runs for a directory, the CLI opens the store itself, so a kiosk
+//! whose daemon is down still takes requests. The order is written and flushed before the
+//! command returns; the node sends it on when it next runs.
+
+use crate::clock::Clock;
+use crate::dir::NodeDir;
+use crate::ops::{self, Request};
+use crate::store::Store;
+use lawmesh_sync::replica::Replica;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Carry out a request on the node directory's store.
+pub fn execute(dir: &Path, req: Request) -> Result<Value, String> {
+    let nd = NodeDir::open(dir).map_err(|e| e.to_string())?;
+    let store = Store::open(&nd.store_path()).map_err(|e| e.to_string())?;
+    let loaded = store.load().map_err(|e| e.to_string())?;
+    let roster = nd.roster().map_err(|e| e.to_string())?;
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    let mut replica = Replica::new(nd.secret.clone(), nd.authority, roster, Some(nd.signed.clone()), &mut rng)
+        .map_err(|e| e.to_string())?;
+    let now = Clock::wall().now();
+    for (book, bytes) in &loaded.books {
+        replica.load_book(book.clone(), bytes, now).map_err(|e| format!("stored book {book}: {e}"))?;
+    }
+    if req == Request::Status {
+        let mut status = ops::status_json(&replica, replica.site());
+        status["running"] = json!(false);
+        status["peers"] = json!([]);
+        status["store_bytes"] = json!(store.size_on_disk());
+        return Ok(status);
+    }
+    let (value, fx) = ops::execute(&mut replica, now, &mut rng, req)?;
+    for p in &fx.persist {
+        store.write(p).map_err(|e| e.to_string())?;
+    }
+    store.flush_blocking().map_err(|e| e.to_string())?;
+    Ok(value)
+}

@@ -1,0 +1,215 @@
+//! The node's durable store, on sled.
+//!
+//! Trees:
+//! - `chunks`: `book id \0 seq(u64 BE)` → bytes. A book's stored form is its chunks in order:
+//!   a snapshot (after compaction) followed by incremental automerge changes.
+//! - `sync`: `peer key(32) book id` → encoded automerge sync state.
+//! - `meta`: `roster` → the newest signed roster taken from a peer.
+//!
+//! Writes become durable on [`Store::flush`]; the node flushes before it acknowledges anything.
+
+use lawmesh_sync::ids::{BookId, NodeKey};
+use lawmesh_sync::replica::Persist;
+use std::collections::BTreeMap;
+use std::path::Path;
+use thiserror::Error;
+
+/// Why the store failed. Nothing was acknowledged.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// sled could not open, read or write (disk full, permissions, corruption, locked by a
+    /// running node).
+    #[error("store at {path}: {source}; nothing was acknowledged")]
+    Sled {
+        /// The store's directory.
+        path: String,
+        /// The underlying error.
+        source: sled::Error,
+    },
+    /// A key in the store is not one this version writes.
+    #[error("store at {path}: unreadable entry ({what}); the store may be from another program")]
+    Corrupt {
+        /// The store's directory.
+        path: String,
+        /// What was wrong.
+        what: String,
+    },
+}
+
+/// The sled store of one node.
+#[derive(Clone, Debug)]
+pub struct Store {
+    path: String,
+    db: sled::Db,
+    chunks: sled::Tree,
+    sync: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// Everything a node needs to restart.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Book → its stored bytes (snapshot + chunks), in order.
+    pub books: BTreeMap<BookId, Vec<u8>>,
+    /// Number of chunks per book.
+    pub chunk_counts: BTreeMap<BookId, usize>,
+    /// (peer, book) → sync state.
+    pub sync_states: Vec<(NodeKey, BookId, Vec<u8>)>,
+    /// Newest signed roster taken from a peer.
+    pub roster: Option<Vec<u8>>,
+}
+
+impl Store {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.display().to_string();
+        let err = |source| StoreError::Sled { path: path.clone(), source };
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open().map_err(err)?;
+        let chunks = db.open_tree("chunks").map_err(err)?;
+        let sync = db.open_tree("sync").map_err(err)?;
+        let meta = db.open_tree("meta").map_err(err)?;
+        Ok(Store { path, db, chunks, sync, meta })
+    }
+
+    fn err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled { path: self.path.clone(), source }
+    }
+
+    fn book_prefix(book: &BookId) -> Vec<u8> {
+        let mut k = book.to_string().into_bytes();
+        k.push(0);
+        k
+    }
+
+    /// Write one effect (not yet durable: call [`Store::flush`]). Returns whether it touched a
+    /// book (and so must be flushed before anything is acknowledged).
+    pub fn write(&self, p: &Persist) -> Result<bool, StoreError> {
+        match p {
+            Persist::BookChunk { book, bytes } => {
+                let prefix = Self::book_prefix(book);
+                let next = match self.chunks.scan_prefix(&prefix).next_back() {
+                    Some(Ok((k, _))) => seq_of(&k, prefix.len()).map_or(0, |s| s + 1),
+                    Some(Err(e)) => return Err(self.err(e)),
+                    None => 0,
+                };
+                let mut key = prefix;
+                key.extend_from_slice(&next.to_be_bytes());
+                self.chunks.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
+                Ok(true)
+            }
+            Persist::BookSnapshot { book, bytes } => {
+                let prefix = Self::book_prefix(book);
+                let mut batch = sled::Batch::default();
+                for kv in self.chunks.scan_prefix(&prefix) {
+                    let (k, _) = kv.map_err(|e| self.err(e))?;
+                    batch.remove(k);
+                }
+                let mut key = prefix;
+                key.extend_from_slice(&0u64.to_be_bytes());
+                batch.insert(key, bytes.as_slice());
+                self.chunks.apply_batch(batch).map_err(|e| self.err(e))?;
+                Ok(true)
+            }
+            Persist::SyncState { peer, book, bytes } => {
+                let mut key = peer.0.to_vec();
+                key.extend_from_slice(book.to_string().as_bytes());
+                self.sync.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
+                Ok(false)
+            }
+            Persist::Roster(bytes) => {
+                self.meta.insert("roster", bytes.as_slice()).map_err(|e| self.err(e))?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Make every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// Make every write so far durable, blocking.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// Read everything back.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut out = Loaded::default();
+        for kv in self.chunks.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let Some(split) = k.iter().position(|b| *b == 0) else {
+                return Err(self.corrupt("chunk key without separator"));
+            };
+            let book: BookId = std::str::from_utf8(&k[..split])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.corrupt("chunk key is not a book id"))?;
+            *out.chunk_counts.entry(book.clone()).or_default() += 1;
+            out.books.entry(book).or_default().extend_from_slice(&v);
+        }
+        for kv in self.sync.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            if k.len() <= 32 {
+                return Err(self.corrupt("sync state key too short"));
+            }
+            let mut peer = [0u8; 32];
+            peer.copy_from_slice(&k[..32]);
+            let book: BookId = std::str::from_utf8(&k[32..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.corrupt("sync state key is not a book id"))?;
+            out.sync_states.push((NodeKey(peer), book, v.to_vec()));
+        }
+        out.roster = self.meta.get("roster").map_err(|e| self.err(e))?.map(|v| v.to_vec());
+        Ok(out)
+    }
+
+    /// Bytes on disk, as sled counts them.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    fn corrupt(&self, what: &str) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), what: what.to_owned() }
+    }
+}
+
+fn seq_of(key: &[u8], prefix_len: usize) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(prefix_len..prefix_len + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lawmesh_sync::ids::Channel;
+
+    #[test]
+    fn chunks_append_in_order_and_a_snapshot_replaces_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let book = BookId { area: "qiuchang".into(), channel: Channel::Tax, period: "2026-12".into() };
+        for b in [b"ab".to_vec(), b"cd".to_vec(), b"ef".to_vec()] {
+            store.write(&Persist::BookChunk { book: book.clone(), bytes: b }).unwrap();
+        }
+        store.flush_blocking().unwrap();
+        assert_eq!(store.load().unwrap().books[&book], b"abcdef");
+        store.write(&Persist::BookSnapshot { book: book.clone(), bytes: b"XYZ".to_vec() }).unwrap();
+        store.write(&Persist::BookChunk { book: book.clone(), bytes: b"g".to_vec() }).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.books[&book], b"XYZg");
+        assert_eq!(loaded.chunk_counts[&book], 2);
+    }
+
+    #[test]
+    fn a_store_held_by_another_process_or_unwritable_gives_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Store::open(&file.join("store")).unwrap_err();
+        assert!(err.to_string().contains("nothing was acknowledged"), "{err}");
+    }
+}
