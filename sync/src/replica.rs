@@ -444,6 +444,14 @@ impl Replica {
                 s.status.as_str(),
                 s.winner.as_ref().map(|w| &w.site)
             )),
+            Action::Accept
+                if s.chain.iter().position(|c| c == me).is_some_and(|k| k > 0 && s.on_call.as_ref().is_none_or(|c| c.tier < k)) =>
+            {
+                no(match &s.on_call {
+                    Some(c) => format!("not {me}'s turn yet: {} is on call until {:?}", c.site, c.until),
+                    None => "the order has not been offered yet".into(),
+                })
+            }
             Action::Decline(_) if s.on_call.as_ref().is_none_or(|c| &c.site != me) => {
                 no(format!("{me} is not on call for this order"))
             }
