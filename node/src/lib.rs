@@ -9,6 +9,7 @@ pub mod clock;
 pub mod control;
 pub mod demo;
 pub mod dir;
+pub mod mesh;
 pub mod direct;
 pub mod net;
 pub mod node;

@@ -119,7 +119,7 @@ pub enum Command {
         /// Done.
         reply: oneshot::Sender<()>,
     },
-    /// Dial an address now.
+    /// Add a peer to dial and keep dialling (with backoff), and dial it now.
     Dial(Multiaddr),
     /// Stop.
     Shutdown(oneshot::Sender<()>),
@@ -298,7 +298,8 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     };
     let startup = started.elapsed();
     tracing::info!(site = %site, peer_id = %peer_id, books = el.replica.books().count(), startup_ms = startup.as_millis() as u64, "node started");
-    let fx = el.replica.tick(el.clock.now());
+    let now = el.clock.now();
+    let fx = el.replica.tick(now);
     el.wake_at = fx.wake_at;
     let task = tokio::spawn(el.run());
     Ok(Node { client, events: events_rx, peer_id, site, listen_addrs, task, startup })
@@ -405,9 +406,16 @@ impl EventLoop {
                 }
                 let _ = reply.send(());
             }
-            Command::Dial(addr) => {
-                let _ = self.swarm.dial(addr);
-            }
+            Command::Dial(addr) => match self.dials.iter_mut().find(|d| d.addr == addr) {
+                Some(d) => d.next_at = Instant::now(),
+                None => self.dials.push(DialTarget {
+                    peer: peer_of_addr(&addr),
+                    addr,
+                    connection: None,
+                    backoff: Duration::from_millis(250),
+                    next_at: Instant::now(),
+                }),
+            },
             Command::Shutdown(_) => {}
         }
     }

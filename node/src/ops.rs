@@ -45,6 +45,8 @@ pub enum Request {
     },
     /// Peers, books, unacknowledged changes.
     Status,
+    /// Every book held, with a hash of its heads (equal hashes mean equal books).
+    Books,
 }
 
 /// An action, as requested.
@@ -188,6 +190,13 @@ pub fn execute(
             let fx = replica.act(now, id, action.into()).map_err(|e| e.to_string())?;
             let s = replica.order(&id, now).ok_or_else(|| format!("no order {id} here"))?;
             Ok((order_json(&s), fx))
+        }
+        Request::Books => {
+            let books: Vec<Value> = replica
+                .books()
+                .map(|b| json!({"book": b.id().to_string(), "heads": lawmesh_sync::ids::hex(&b.heads_hash()), "orders": b.order_count()}))
+                .collect();
+            Ok((json!({"books": books}), Effects::default()))
         }
         Request::Status => Err("status is answered by the node".into()),
     }
