@@ -166,10 +166,20 @@ pub struct OrderArg {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAWMESH_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if matches!(cli.command, Cmd::Run { .. }) { "info" } else { "warn" })
+        tracing_subscriber::EnvFilter::new(if matches!(cli.command, Cmd::Run { .. }) {
+            "info"
+        } else {
+            "warn"
+        })
     });
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -213,7 +223,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Cmd::Provision { roster, out } => {
             let base = load_roster(&roster)?;
-            let made = dir::provision(&base, &out, &mut rand::rngs::StdRng::from_entropy()).map_err(|e| e.to_string())?;
+            let made = dir::provision(&base, &out, &mut rand::rngs::StdRng::from_entropy())
+                .map_err(|e| e.to_string())?;
             let v = serde_json::to_value(&made).map_err(|e| e.to_string())?;
             print(j, &v, |_| {
                 format!(
@@ -235,7 +246,17 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     let chains: serde_json::Map<String, Value> = match &s.area {
                         Some(a) => Channel::ALL
                             .iter()
-                            .filter_map(|c| r.chain(a, *c).map(|t| (c.to_string(), json!(t.iter().map(|x| x.site.as_str()).collect::<Vec<_>>()))))
+                            .filter_map(|c| {
+                                r.chain(a, *c).map(|t| {
+                                    (
+                                        c.to_string(),
+                                        json!(t
+                                            .iter()
+                                            .map(|x| x.site.as_str())
+                                            .collect::<Vec<_>>()),
+                                    )
+                                })
+                            })
                             .collect(),
                         None => serde_json::Map::new(),
                     };
@@ -255,10 +276,19 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                         s["kind"].as_str().unwrap_or(""),
                         s["name"].as_str().unwrap_or(""),
                         s["pinyin"].as_str().unwrap_or(""),
-                        s["paired_firm"].as_str().map(|f| format!(" → {f}")).unwrap_or_default(),
+                        s["paired_firm"]
+                            .as_str()
+                            .map(|f| format!(" → {f}"))
+                            .unwrap_or_default(),
                         s["chains"]["consultation"]
                             .as_array()
-                            .map(|c| format!("  chain: {}", c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" → ")))
+                            .map(|c| format!(
+                                "  chain: {}",
+                                c.iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(" → ")
+                            ))
                             .unwrap_or_default(),
                     ));
                 }
@@ -266,7 +296,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             });
             Ok(())
         }
-        Cmd::Run { dir, listen, peer, no_mdns } => run_node(&dir, listen, peer, !no_mdns, j).await,
+        Cmd::Run {
+            dir,
+            listen,
+            peer,
+            no_mdns,
+        } => run_node(&dir, listen, peer, !no_mdns, j).await,
         Cmd::Order(cmd) => order(cmd, j).await,
         Cmd::Status { dir } => {
             let v = request(&dir, Request::Status).await?;
@@ -287,8 +322,21 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn run_node(dir: &Path, listen: Vec<Multiaddr>, peers: Vec<Multiaddr>, mdns: bool, j: bool) -> Result<(), String> {
-    let config = NodeConfig { dir: dir.to_owned(), listen, peers, mdns, clock: Clock::wall(), control: true };
+async fn run_node(
+    dir: &Path,
+    listen: Vec<Multiaddr>,
+    peers: Vec<Multiaddr>,
+    mdns: bool,
+    j: bool,
+) -> Result<(), String> {
+    let config = NodeConfig {
+        dir: dir.to_owned(),
+        listen,
+        peers,
+        mdns,
+        clock: Clock::wall(),
+        control: true,
+    };
     let node = node::start(config).await.map_err(|e| e.to_string())?;
     let v = json!({
         "site": node.site, "peer_id": node.peer_id.to_string(),
@@ -300,7 +348,13 @@ async fn run_node(dir: &Path, listen: Vec<Multiaddr>, peers: Vec<Multiaddr>, mdn
             "lawmesh node {} running as {}\nlistening on:\n  {}",
             v["site"].as_str().unwrap_or(""),
             v["peer_id"].as_str().unwrap_or(""),
-            v["listen"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join("\n  ")
+            v["listen"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n  ")
         )
     });
     wait_for_signal().await;
@@ -312,13 +366,14 @@ async fn run_node(dir: &Path, listen: Vec<Multiaddr>, peers: Vec<Multiaddr>, mdn
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -348,9 +403,25 @@ pub async fn request(dir: &Path, req: Request) -> Result<Value, String> {
 async fn order(cmd: OrderCmd, j: bool) -> Result<(), String> {
     let act = |o: OrderArg, action| (o.dir, Request::Act { id: o.id, action });
     let (dir, req) = match cmd {
-        OrderCmd::New { dir, channel, case_type, name, phone, text, live } => {
-            (dir, Request::NewOrder { channel, case_type, name, phone, text, live })
-        }
+        OrderCmd::New {
+            dir,
+            channel,
+            case_type,
+            name,
+            phone,
+            text,
+            live,
+        } => (
+            dir,
+            Request::NewOrder {
+                channel,
+                case_type,
+                name,
+                phone,
+                text,
+                live,
+            },
+        ),
         OrderCmd::List { dir } => (dir, Request::List),
         OrderCmd::Show(o) => (o.dir, Request::Show { id: o.id }),
         OrderCmd::Accept(o) => act(o, ActionRequest::Accept),
@@ -367,7 +438,13 @@ async fn order(cmd: OrderCmd, j: bool) -> Result<(), String> {
         if is_new {
             v["id"].as_str().unwrap_or("").to_owned()
         } else if is_list {
-            v["orders"].as_array().into_iter().flatten().map(order_line).collect::<Vec<_>>().join("\n")
+            v["orders"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(order_line)
+                .collect::<Vec<_>>()
+                .join("\n")
         } else {
             order_line(v)
         }
@@ -390,9 +467,16 @@ fn order_line(o: &Value) -> String {
         s("status"),
         s("channel"),
         s("case_type"),
-        if o["live"] == json!(true) { "live" } else { "queued" },
+        if o["live"] == json!(true) {
+            "live"
+        } else {
+            "queued"
+        },
         s("origin"),
         who,
-        o["lawyer"].as_str().map(|l| format!(", lawyer {l}")).unwrap_or_default()
+        o["lawyer"]
+            .as_str()
+            .map(|l| format!(", lawyer {l}"))
+            .unwrap_or_default()
     )
 }

@@ -15,13 +15,21 @@ pub struct Clock {
 impl Clock {
     /// Real time.
     pub fn wall() -> Clock {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis);
-        Clock { origin: Arc::new(RwLock::new((Instant::now(), ms))), speed: 1.0 }
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis);
+        Clock {
+            origin: Arc::new(RwLock::new((Instant::now(), ms))),
+            speed: 1.0,
+        }
     }
 
     /// Time that reads `start_ms` now and runs `speed` times faster than the wall.
     pub fn scaled(start_ms: Millis, speed: f64) -> Clock {
-        Clock { origin: Arc::new(RwLock::new((Instant::now(), start_ms))), speed: speed.max(0.001) }
+        Clock {
+            origin: Arc::new(RwLock::new((Instant::now(), start_ms))),
+            speed: speed.max(0.001),
+        }
     }
 
     /// Make the clock read `ms` now (for every clone).

@@ -56,9 +56,16 @@ pub async fn serve(dir: &Path, client: Client, pid: u32) -> std::io::Result<()> 
     let mut raw = [0u8; 24];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
     let token = lawmesh_sync::ids::hex(&raw);
-    let file = ControlFile { port, token: token.clone(), pid };
+    let file = ControlFile {
+        port,
+        token: token.clone(),
+        pid,
+    };
     let path = dir.join("control.json");
-    std::fs::write(&path, serde_json::to_vec(&file).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&file).map_err(std::io::Error::other)?,
+    )?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -66,7 +73,9 @@ pub async fn serve(dir: &Path, client: Client, pid: u32) -> std::io::Result<()> 
     }
     tokio::spawn(async move {
         loop {
-            let Ok((conn, _)) = listener.accept().await else { continue };
+            let Ok((conn, _)) = listener.accept().await else {
+                continue;
+            };
             let client = client.clone();
             let token = token.clone();
             tokio::spawn(async move {
@@ -109,17 +118,26 @@ pub async fn call(dir: &Path, request: &Request) -> Result<Value, ControlError> 
     let env = json!({"token": file.token, "request": request});
     let mut out = serde_json::to_vec(&env).map_err(|e| ControlError::Io(e.to_string()))?;
     out.push(b'\n');
-    w.write_all(&out).await.map_err(|e| ControlError::Io(e.to_string()))?;
+    w.write_all(&out)
+        .await
+        .map_err(|e| ControlError::Io(e.to_string()))?;
     let mut reader = BufReader::new(r);
     let mut line = String::new();
-    reader.read_line(&mut line).await.map_err(|e| ControlError::Io(e.to_string()))?;
+    reader
+        .read_line(&mut line)
+        .await
+        .map_err(|e| ControlError::Io(e.to_string()))?;
     if line.is_empty() {
-        return Err(ControlError::Io("the node closed the connection without answering".into()));
+        return Err(ControlError::Io(
+            "the node closed the connection without answering".into(),
+        ));
     }
     let v: Value = serde_json::from_str(&line).map_err(|e| ControlError::Io(e.to_string()))?;
     if v["ok"] == json!(true) {
         Ok(v["result"].clone())
     } else {
-        Err(ControlError::Refused(v["error"].as_str().unwrap_or("error").to_owned()))
+        Err(ControlError::Refused(
+            v["error"].as_str().unwrap_or("error").to_owned(),
+        ))
     }
 }

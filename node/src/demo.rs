@@ -87,16 +87,22 @@ impl Story {
         }
     }
     fn name(&self, site: &str) -> String {
-        self.roster.site(&SiteId::from(site)).map_or_else(|| site.to_owned(), |s| s.name.clone())
+        self.roster
+            .site(&SiteId::from(site))
+            .map_or_else(|| site.to_owned(), |s| s.name.clone())
     }
     fn delay(&self, lo: u64, hi: u64) -> Millis {
         self.rng.lock().map_or(lo, |mut r| r.gen_range(lo..=hi)) * MIN
     }
     fn first_time(&self, site: &SiteId, order: &str, step: &'static str) -> bool {
-        self.done.lock().is_ok_and(|mut d| d.insert((site.clone(), order.to_owned(), step)))
+        self.done
+            .lock()
+            .is_ok_and(|mut d| d.insert((site.clone(), order.to_owned(), step)))
     }
     fn is_scripted(&self, site: &SiteId, order: &str) -> bool {
-        self.scripted.lock().is_ok_and(|s| s.contains(&(site.clone(), order.to_owned())))
+        self.scripted
+            .lock()
+            .is_ok_and(|s| s.contains(&(site.clone(), order.to_owned())))
     }
 }
 
@@ -110,8 +116,14 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     let base = Roster::huiyang().map_err(|e| e.to_string())?;
     let clock = Clock::scaled(DAY_START - 5 * MIN, args.speed);
     if !json {
-        println!("lawmesh demo — 惠阳区 Huiyang, one day compressed {}×, seed {}", args.speed, args.seed);
-        println!("starting {} nodes on 127.0.0.1 (each with its own sled store and libp2p socket)…", base.sites().len());
+        println!(
+            "lawmesh demo — 惠阳区 Huiyang, one day compressed {}×, seed {}",
+            args.speed, args.seed
+        );
+        println!(
+            "starting {} nodes on 127.0.0.1 (each with its own sled store and libp2p socket)…",
+            base.sites().len()
+        );
     }
     let mut mesh = Mesh::start(&base, None, clock.clone(), args.seed).await?;
     for (a, b) in Mesh::district_links(&mesh.roster) {
@@ -131,31 +143,70 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(args.seed)),
     });
     if !json {
-        println!("{} links up after {:.1} s; the day begins.\n", mesh.links.len(), wall.elapsed().as_secs_f64());
+        println!(
+            "{} links up after {:.1} s; the day begins.\n",
+            mesh.links.len(),
+            wall.elapsed().as_secs_f64()
+        );
     }
 
     let mut tasks = Vec::new();
     for (site, n) in &mesh.nodes {
         let events = n.node.events.resubscribe();
-        tasks.push(tokio::spawn(staff(story.clone(), site.clone(), n.node.client.clone(), events)));
+        tasks.push(tokio::spawn(staff(
+            story.clone(),
+            site.clone(),
+            n.node.client.clone(),
+            events,
+        )));
     }
     let district = mesh.node("centre-district").ok_or("no district centre")?;
-    tasks.push(tokio::spawn(timeline(story.clone(), district.node.client.clone(), district.node.events.resubscribe())));
+    tasks.push(tokio::spawn(timeline(
+        story.clone(),
+        district.node.client.clone(),
+        district.node.events.resubscribe(),
+    )));
 
-    let qiuchang_firm = mesh.roster.paired_firm(&"office-qiuchang".into()).cloned().ok_or("秋长 has no paired firm")?;
-    let xinxu_firm = mesh.roster.paired_firm(&"office-xinxu".into()).cloned().ok_or("新圩 has no paired firm")?;
-    let danshui_firm = mesh.roster.paired_firm(&"office-danshui".into()).cloned().ok_or("淡水 has no paired firm")?;
+    let qiuchang_firm = mesh
+        .roster
+        .paired_firm(&"office-qiuchang".into())
+        .cloned()
+        .ok_or("秋长 has no paired firm")?;
+    let xinxu_firm = mesh
+        .roster
+        .paired_firm(&"office-xinxu".into())
+        .cloned()
+        .ok_or("新圩 has no paired firm")?;
+    let danshui_firm = mesh
+        .roster
+        .paired_firm(&"office-danshui".into())
+        .cloned()
+        .ok_or("淡水 has no paired firm")?;
     if let Ok(mut a) = story.absent.lock() {
         a.insert(xinxu_firm.clone());
     }
-    story.say(format!("{} ({xinxu_firm}) has nobody at its post this morning", story.name(xinxu_firm.as_str())));
+    story.say(format!(
+        "{} ({xinxu_firm}) has nobody at its post this morning",
+        story.name(xinxu_firm.as_str())
+    ));
 
     // Residents across the district (seeded), besides the staged stories.
     let mut plan: Vec<(Millis, SiteId, Channel, String, bool)> = Vec::new();
     {
         let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
-        let origins: Vec<&lawmesh_sync::roster::Site> = mesh.roster.sites().iter().filter(|s| s.area.is_some()).collect();
-        let types: Vec<String> = mesh.roster.doc().specialties.iter().map(|s| s.id.to_string()).collect();
+        let origins: Vec<&lawmesh_sync::roster::Site> = mesh
+            .roster
+            .sites()
+            .iter()
+            .filter(|s| s.area.is_some())
+            .collect();
+        let types: Vec<String> = mesh
+            .roster
+            .doc()
+            .specialties
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
         for _ in 0..args.residents {
             let site = origins[rng.gen_range(0..origins.len())];
             let channel = match site.kind {
@@ -177,7 +228,11 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     }
     let resident_task = {
         let story = story.clone();
-        let clients: BTreeMap<SiteId, crate::node::Client> = mesh.nodes.iter().map(|(s, n)| (s.clone(), n.node.client.clone())).collect();
+        let clients: BTreeMap<SiteId, crate::node::Client> = mesh
+            .nodes
+            .iter()
+            .map(|(s, n)| (s.clone(), n.node.client.clone()))
+            .collect();
         let mut plan = plan.clone();
         plan.sort_by_key(|p| p.0);
         tokio::spawn(async move {
@@ -191,7 +246,11 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     };
 
     // ---- the staged stories ------------------------------------------------------------------
-    let client = |s: &str| mesh.node(s).map(|n| n.node.client.clone()).ok_or_else(|| format!("no node {s}"));
+    let client = |s: &str| {
+        mesh.node(s)
+            .map(|n| n.node.client.clone())
+            .ok_or_else(|| format!("no node {s}"))
+    };
     sleep_until_ms(&clock, at(8, 5)).await;
     mesh.cut("office-qiuchang", qiuchang_firm.as_str()).await;
     mesh.cut("office-qiuchang", "centre-district").await;
@@ -202,7 +261,16 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     let mut offline_orders = Vec::new();
     for (h, m, case) in [(8, 20, "land"), (9, 10, "family"), (10, 30, "labour")] {
         sleep_until_ms(&clock, at(h, m)).await;
-        if let Ok(id) = new_order(&story, &zhoutian, &"village-zhoutian".into(), Channel::Consultation, case, false).await {
+        if let Ok(id) = new_order(
+            &story,
+            &zhoutian,
+            &"village-zhoutian".into(),
+            Channel::Consultation,
+            case,
+            false,
+        )
+        .await
+        {
             if let Ok(mut s) = story.scripted.lock() {
                 s.insert(("office-qiuchang".into(), id.clone()));
             }
@@ -220,45 +288,98 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     // 新圩: the paired firm is absent; a live request passes to the district centre.
     let xinxu = client("office-xinxu")?;
     sleep_until_ms(&clock, at(10, 45)).await;
-    let _ = new_order(&story, &xinxu, &"office-xinxu".into(), Channel::Consultation, "family", true).await;
+    let _ = new_order(
+        &story,
+        &xinxu,
+        &"office-xinxu".into(),
+        Channel::Consultation,
+        "family",
+        true,
+    )
+    .await;
 
     // 新圩: one live request the district centre cannot take either.
     sleep_until_ms(&clock, at(11, 0)).await;
-    if let Ok(id) = new_order(&story, &xinxu, &"office-xinxu".into(), Channel::Consultation, "labour", true).await {
+    if let Ok(id) = new_order(
+        &story,
+        &xinxu,
+        &"office-xinxu".into(),
+        Channel::Consultation,
+        "labour",
+        true,
+    )
+    .await
+    {
         if let Ok(mut s) = story.scripted.lock() {
             s.insert(("centre-district".into(), id.clone()));
         }
-        story.say(format!("   (the district centre's line is busy for {})", &id[..8]));
+        story.say(format!(
+            "   (the district centre's line is busy for {})",
+            &id[..8]
+        ));
     }
 
     sleep_until_ms(&clock, at(12, 0)).await;
     mesh.heal("office-qiuchang", qiuchang_firm.as_str()).await;
     mesh.heal("office-qiuchang", "centre-district").await;
-    story.say(format!("⚡ 秋长司法所's uplink is back: {} queued orders flow out", offline_orders.len()));
+    story.say(format!(
+        "⚡ 秋长司法所's uplink is back: {} queued orders flow out",
+        offline_orders.len()
+    ));
 
     sleep_until_ms(&clock, at(13, 0)).await;
     if let Ok(mut a) = story.absent.lock() {
         a.remove(&xinxu_firm);
     }
-    story.say(format!("{} is back at its post", story.name(xinxu_firm.as_str())));
+    story.say(format!(
+        "{} is back at its post",
+        story.name(xinxu_firm.as_str())
+    ));
 
     // 淡水: a live order both the partitioned firm and the district centre accept.
     let danshui = client("office-danshui")?;
     sleep_until_ms(&clock, at(13, 20)).await;
-    let contested = new_order(&story, &danshui, &"office-danshui".into(), Channel::Consultation, "contract", true).await?;
+    let contested = new_order(
+        &story,
+        &danshui,
+        &"office-danshui".into(),
+        Channel::Consultation,
+        "contract",
+        true,
+    )
+    .await?;
     if let Ok(mut s) = story.scripted.lock() {
-        for site in ["office-danshui", danshui_firm.as_str(), "centre-district", "centre-city"] {
+        for site in [
+            "office-danshui",
+            danshui_firm.as_str(),
+            "centre-district",
+            "centre-city",
+        ] {
             s.insert((SiteId::from(site), contested.clone()));
         }
     }
     sleep_until_ms(&clock, at(13, 21)).await;
-    let _ = act(&danshui, &contested, ActionRequest::Decline { reason: "需要律师 (发单)".into() }).await;
-    story.say(format!("{}: 淡水司法所 sends it to {} — whose line is busy", &contested[..8], story.name(danshui_firm.as_str())));
+    let _ = act(
+        &danshui,
+        &contested,
+        ActionRequest::Decline {
+            reason: "需要律师 (发单)".into(),
+        },
+    )
+    .await;
+    story.say(format!(
+        "{}: 淡水司法所 sends it to {} — whose line is busy",
+        &contested[..8],
+        story.name(danshui_firm.as_str())
+    ));
     sleep_until_ms(&clock, at(13, 28)).await;
     for office in ["centre-district", "office-danshui", "office-sanhe"] {
         mesh.cut(danshui_firm.as_str(), office).await;
     }
-    story.say(format!("✂ {} is partitioned from the mesh", story.name(danshui_firm.as_str())));
+    story.say(format!(
+        "✂ {} is partitioned from the mesh",
+        story.name(danshui_firm.as_str())
+    ));
     sleep_until_ms(&clock, at(13, 34)).await;
     let firm_client = client(danshui_firm.as_str())?;
     match act(&firm_client, &contested, ActionRequest::Accept).await {
@@ -272,14 +393,23 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     sleep_until_ms(&clock, at(13, 36)).await;
     let district_client = client("centre-district")?;
     match act(&district_client, &contested, ActionRequest::Accept).await {
-        Ok(_) => story.say(format!("{}: 惠阳区公共法律服务中心, on call, accepts it too on its side of the partition", &contested[..8])),
-        Err(e) => story.say(format!("{}: the district could not accept: {e}", &contested[..8])),
+        Ok(_) => story.say(format!(
+            "{}: 惠阳区公共法律服务中心, on call, accepts it too on its side of the partition",
+            &contested[..8]
+        )),
+        Err(e) => story.say(format!(
+            "{}: the district could not accept: {e}",
+            &contested[..8]
+        )),
     }
     sleep_until_ms(&clock, at(14, 30)).await;
     for office in ["centre-district", "office-danshui", "office-sanhe"] {
         mesh.heal(danshui_firm.as_str(), office).await;
     }
-    story.say(format!("⚡ {} rejoins the mesh", story.name(danshui_firm.as_str())));
+    story.say(format!(
+        "⚡ {} rejoins the mesh",
+        story.name(danshui_firm.as_str())
+    ));
     if let Ok(mut s) = story.scripted.lock() {
         s.remove(&(danshui_firm.clone(), contested.clone()));
         s.remove(&(SiteId::from("office-danshui"), contested.clone()));
@@ -300,7 +430,10 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     let listed = mesh.request("centre-district", Request::List).await?;
     let orders: Vec<Value> = listed["orders"].as_array().cloned().unwrap_or_default();
     let created = story.created.lock().map(|c| c.clone()).unwrap_or_default();
-    let held: BTreeSet<String> = orders.iter().filter_map(|o| o["id"].as_str().map(str::to_owned)).collect();
+    let held: BTreeSet<String> = orders
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
     let mut lost = Vec::new();
     for (id, origin) in &created {
         if !held.contains(id) {
@@ -308,7 +441,11 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
             continue;
         }
         for s in ["centre-city", origin.as_str()] {
-            if mesh.request(s, Request::Show { id: id.clone() }).await.is_err() {
+            if mesh
+                .request(s, Request::Show { id: id.clone() })
+                .await
+                .is_err()
+            {
                 lost.push(format!("{id} from {origin} is missing at {s}"));
             }
         }
@@ -318,7 +455,9 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     let mut waits = Vec::new();
     let mut overturned = 0;
     for o in &orders {
-        *by_channel.entry(o["channel"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        *by_channel
+            .entry(o["channel"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
         if let Some(w) = o["winner"].as_object() {
             let tier = w.get("tier").and_then(Value::as_u64).unwrap_or(0);
             let label = match tier {
@@ -328,7 +467,10 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
                 _ => "tier 3 (city centre)",
             };
             *by_tier.entry(label.to_owned()).or_default() += 1;
-            if let (Some(a), Some(c)) = (w.get("at_ms").and_then(Value::as_u64), o["created_ms"].as_u64()) {
+            if let (Some(a), Some(c)) = (
+                w.get("at_ms").and_then(Value::as_u64),
+                o["created_ms"].as_u64(),
+            ) {
                 waits.push(a.saturating_sub(c));
             }
         }
@@ -336,7 +478,10 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     }
     waits.sort_unstable();
     let median_wait = waits.get(waits.len() / 2).map(|w| w / MIN);
-    let open = orders.iter().filter(|o| matches!(o["status"].as_str(), Some("on_call" | "queued" | "overdue"))).count();
+    let open = orders
+        .iter()
+        .filter(|o| matches!(o["status"].as_str(), Some("on_call" | "queued" | "overdue")))
+        .count();
     let divergence = converged.as_ref().err().cloned().unwrap_or_default();
     let ok = divergence.is_empty() && lost.is_empty();
     let summary = json!({
@@ -362,7 +507,11 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
         println!("{summary}");
     } else {
         println!("\n── closing figures ─────────────────────────────────────────────");
-        println!("orders created: {} ({} held at the district centre)", created.len(), orders.len());
+        println!(
+            "orders created: {} ({} held at the district centre)",
+            created.len(),
+            orders.len()
+        );
         for (c, n) in &by_channel {
             println!("  {c:<13} {n}");
         }
@@ -402,7 +551,14 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<(), String> {
     }
 }
 
-async fn new_order(story: &Story, client: &crate::node::Client, site: &SiteId, channel: Channel, case: &str, live: bool) -> Result<String, String> {
+async fn new_order(
+    story: &Story,
+    client: &crate::node::Client,
+    site: &SiteId,
+    channel: Channel,
+    case: &str,
+    live: bool,
+) -> Result<String, String> {
     let req = Request::NewOrder {
         channel,
         case_type: case.to_owned(),
@@ -424,23 +580,44 @@ async fn new_order(story: &Story, client: &crate::node::Client, site: &SiteId, c
                 story.name(site.as_str()),
                 channel,
                 case,
-                if live { ", waiting at the kiosk" } else { ", queued" }
+                if live {
+                    ", waiting at the kiosk"
+                } else {
+                    ", queued"
+                }
             ));
             Ok(id)
         }
         Err(e) => {
-            story.say(format!("✘ {} could not take a request: {e}", story.name(site.as_str())));
+            story.say(format!(
+                "✘ {} could not take a request: {e}",
+                story.name(site.as_str())
+            ));
             Err(e)
         }
     }
 }
 
-async fn act(client: &crate::node::Client, id: &str, action: ActionRequest) -> Result<Value, String> {
-    client.request(Request::Act { id: id.to_owned(), action }).await
+async fn act(
+    client: &crate::node::Client,
+    id: &str,
+    action: ActionRequest,
+) -> Result<Value, String> {
+    client
+        .request(Request::Act {
+            id: id.to_owned(),
+            action,
+        })
+        .await
 }
 
 /// A site's staff: react to what their node shows them.
-async fn staff(story: Arc<Story>, site: SiteId, client: crate::node::Client, mut events: tokio::sync::broadcast::Receiver<Event>) {
+async fn staff(
+    story: Arc<Story>,
+    site: SiteId,
+    client: crate::node::Client,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+) {
     let kind = story.roster.site(&site).map(|s| s.kind);
     loop {
         let order = match events.recv().await {
@@ -449,37 +626,71 @@ async fn staff(story: Arc<Story>, site: SiteId, client: crate::node::Client, mut
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
-        let Ok(o) = client.request(Request::Show { id: order.clone() }).await else { continue };
-        if story.is_scripted(&site, &order) || story.absent.lock().is_ok_and(|a| a.contains(&site)) {
+        let Ok(o) = client.request(Request::Show { id: order.clone() }).await else {
+            continue;
+        };
+        if story.is_scripted(&site, &order) || story.absent.lock().is_ok_and(|a| a.contains(&site))
+        {
             continue;
         }
         let status = o["status"].as_str().unwrap_or("");
         let on_call_here = o["on_call"]["site"] == site.as_str();
         let mine = o["winner"]["site"] == site.as_str();
         let live = o["live"] == json!(true);
-        let step: Option<(&'static str, Millis, ActionRequest)> = if matches!(status, "on_call" | "overdue") && on_call_here {
-            if kind == Some(SiteKind::JudicialOffice) {
-                // Triage: simple matters the office answers itself; the rest go to the firm.
-                if !live && story.delay(0, 4) == 0 {
-                    Some(("accept", story.delay(5, 20), ActionRequest::Accept))
+        let step: Option<(&'static str, Millis, ActionRequest)> =
+            if matches!(status, "on_call" | "overdue") && on_call_here {
+                if kind == Some(SiteKind::JudicialOffice) {
+                    // Triage: simple matters the office answers itself; the rest go to the firm.
+                    if !live && story.delay(0, 4) == 0 {
+                        Some(("accept", story.delay(5, 20), ActionRequest::Accept))
+                    } else {
+                        let d = if live {
+                            story.delay(1, 2)
+                        } else {
+                            story.delay(5, 30)
+                        };
+                        Some((
+                            "send",
+                            d,
+                            ActionRequest::Decline {
+                                reason: "需要律师专业意见 (发单)".into(),
+                            },
+                        ))
+                    }
                 } else {
-                    let d = if live { story.delay(1, 2) } else { story.delay(5, 30) };
-                    Some(("send", d, ActionRequest::Decline { reason: "需要律师专业意见 (发单)".into() }))
+                    let d = if live {
+                        story.delay(1, 4)
+                    } else {
+                        story.delay(10, 60)
+                    };
+                    Some(("accept", d, ActionRequest::Accept))
                 }
+            } else if status == "accepted" && mine {
+                pick_lawyer(&story, &site, &o).map(|l| {
+                    (
+                        "dispatch",
+                        story.delay(1, 5),
+                        ActionRequest::Dispatch {
+                            lawyer: l.to_string(),
+                        },
+                    )
+                })
+            } else if status == "dispatched" && mine {
+                Some((
+                    "close",
+                    story.delay(20, 90),
+                    ActionRequest::Close {
+                        outcome: "已提供法律意见".into(),
+                    },
+                ))
+            } else if status == "closed" && o["origin"] == site.as_str() {
+                Some(("confirm", story.delay(2, 15), ActionRequest::Confirm))
             } else {
-                let d = if live { story.delay(1, 4) } else { story.delay(10, 60) };
-                Some(("accept", d, ActionRequest::Accept))
-            }
-        } else if status == "accepted" && mine {
-            pick_lawyer(&story, &site, &o).map(|l| ("dispatch", story.delay(1, 5), ActionRequest::Dispatch { lawyer: l.to_string() }))
-        } else if status == "dispatched" && mine {
-            Some(("close", story.delay(20, 90), ActionRequest::Close { outcome: "已提供法律意见".into() }))
-        } else if status == "closed" && o["origin"] == site.as_str() {
-            Some(("confirm", story.delay(2, 15), ActionRequest::Confirm))
-        } else {
-            None
+                None
+            };
+        let Some((name, delay, action)) = step else {
+            continue;
         };
-        let Some((name, delay, action)) = step else { continue };
         if !story.first_time(&site, &order, name) {
             continue;
         }
@@ -488,7 +699,9 @@ async fn staff(story: Arc<Story>, site: SiteId, client: crate::node::Client, mut
         let site = site.clone();
         tokio::spawn(async move {
             sleep_until_ms(&story.clock, story.clock.now() + delay).await;
-            if story.is_scripted(&site, &order) || story.absent.lock().is_ok_and(|a| a.contains(&site)) {
+            if story.is_scripted(&site, &order)
+                || story.absent.lock().is_ok_and(|a| a.contains(&site))
+            {
                 if let Ok(mut d) = story.done.lock() {
                     d.remove(&(site.clone(), order.clone(), name));
                 }
@@ -512,7 +725,11 @@ fn pick_lawyer(story: &Story, site: &SiteId, o: &Value) -> Option<LawyerId> {
 }
 
 /// Print what the district centre — the hub that sees every book — observes.
-async fn timeline(story: Arc<Story>, client: crate::node::Client, mut events: tokio::sync::broadcast::Receiver<Event>) {
+async fn timeline(
+    story: Arc<Story>,
+    client: crate::node::Client,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+) {
     let mut last: BTreeMap<String, (String, String, String, usize, String)> = BTreeMap::new();
     loop {
         let order = match events.recv().await {
@@ -521,7 +738,9 @@ async fn timeline(story: Arc<Story>, client: crate::node::Client, mut events: to
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
-        let Ok(o) = client.request(Request::Show { id: order.clone() }).await else { continue };
+        let Ok(o) = client.request(Request::Show { id: order.clone() }).await else {
+            continue;
+        };
         let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
         let status = s(&o["status"]);
         let on_call = s(&o["on_call"]["site"]);
@@ -532,26 +751,56 @@ async fn timeline(story: Arc<Story>, client: crate::node::Client, mut events: to
         let prev = last.get(&order).cloned();
         let (p_status, p_on_call, p_winner, p_over, p_lawyer) = prev.clone().unwrap_or_default();
         if prev.is_none() && o["origin"] != "centre-district" {
-            story.say(format!("{short}: reaches the district centre's books (from {})", story.name(o["origin"].as_str().unwrap_or(""))));
+            story.say(format!(
+                "{short}: reaches the district centre's books (from {})",
+                story.name(o["origin"].as_str().unwrap_or(""))
+            ));
         }
         if !on_call.is_empty() && on_call != p_on_call && winner.is_empty() {
             let tier = o["on_call"]["tier"].as_u64().unwrap_or(0);
-            let verb = if tier == 0 { "on call at" } else { "⇢ escalates to" };
-            story.say(format!("{short}: {verb} {} (tier {tier})", story.name(&on_call)));
+            let verb = if tier == 0 {
+                "on call at"
+            } else {
+                "⇢ escalates to"
+            };
+            story.say(format!(
+                "{short}: {verb} {} (tier {tier})",
+                story.name(&on_call)
+            ));
         }
         if !winner.is_empty() && winner != p_winner {
             if !p_winner.is_empty() {
-                story.say(format!("{short}: ⚠ OVERTURNED — {} had taken it first; {}'s accept loses", story.name(&winner), story.name(&p_winner)));
+                story.say(format!(
+                    "{short}: ⚠ OVERTURNED — {} had taken it first; {}'s accept loses",
+                    story.name(&winner),
+                    story.name(&p_winner)
+                ));
             } else {
-                story.say(format!("{short}: ✔ accepted by {} (tier {})", story.name(&winner), o["winner"]["tier"]));
+                story.say(format!(
+                    "{short}: ✔ accepted by {} (tier {})",
+                    story.name(&winner),
+                    o["winner"]["tier"]
+                ));
             }
         } else if overturned > p_over && !winner.is_empty() {
-            for a in o["overturned"].as_array().into_iter().flatten().skip(p_over) {
-                story.say(format!("{short}: ⚠ {} also accepted it; {} keeps it (earlier)", story.name(a["site"].as_str().unwrap_or("")), story.name(&winner)));
+            for a in o["overturned"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .skip(p_over)
+            {
+                story.say(format!(
+                    "{short}: ⚠ {} also accepted it; {} keeps it (earlier)",
+                    story.name(a["site"].as_str().unwrap_or("")),
+                    story.name(&winner)
+                ));
             }
         }
         if !lawyer.is_empty() && lawyer != p_lawyer {
-            let name = story.roster.lawyer(&LawyerId(lawyer.clone())).map_or(lawyer.clone(), |l| l.name.clone());
+            let name = story
+                .roster
+                .lawyer(&LawyerId(lawyer.clone()))
+                .map_or(lawyer.clone(), |l| l.name.clone());
             story.say(format!("{short}: dispatched to lawyer {name} ({lawyer})"));
         }
         if status == "confirmed" && p_status != "confirmed" {

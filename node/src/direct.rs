@@ -18,11 +18,19 @@ pub fn execute(dir: &Path, req: Request) -> Result<Value, String> {
     let loaded = store.load().map_err(|e| e.to_string())?;
     let roster = nd.roster().map_err(|e| e.to_string())?;
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut replica = Replica::new(nd.secret.clone(), nd.authority, roster, Some(nd.signed.clone()), &mut rng)
-        .map_err(|e| e.to_string())?;
+    let mut replica = Replica::new(
+        nd.secret.clone(),
+        nd.authority,
+        roster,
+        Some(nd.signed.clone()),
+        &mut rng,
+    )
+    .map_err(|e| e.to_string())?;
     let now = Clock::wall().now();
     for (book, bytes) in &loaded.books {
-        replica.load_book(book.clone(), bytes, now).map_err(|e| format!("stored book {book}: {e}"))?;
+        replica
+            .load_book(book.clone(), bytes, now)
+            .map_err(|e| format!("stored book {book}: {e}"))?;
     }
     if req == Request::Status {
         let mut status = ops::status_json(&replica, replica.site());

@@ -45,8 +45,16 @@ pub struct Mesh {
 impl Mesh {
     /// Provision `base` in a fresh temporary directory and start a node for each of `sites`
     /// (all sites if `None`) on 127.0.0.1.
-    pub async fn start(base: &Roster, sites: Option<&[&str]>, clock: Clock, seed: u64) -> Result<Mesh, String> {
-        let root = tempfile::Builder::new().prefix("lawmesh-").tempdir().map_err(|e| e.to_string())?;
+    pub async fn start(
+        base: &Roster,
+        sites: Option<&[&str]>,
+        clock: Clock,
+        seed: u64,
+    ) -> Result<Mesh, String> {
+        let root = tempfile::Builder::new()
+            .prefix("lawmesh-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         dir::provision(base, root.path(), &mut rng).map_err(|e| e.to_string())?;
         let roster = crate::dir::NodeDir::open(&root.path().join(base.sites()[0].id.as_str()))
@@ -60,31 +68,64 @@ impl Mesh {
         for site in wanted {
             let dir = root.path().join(site.as_str());
             let node = start_node(&dir, clock.clone()).await?;
-            let key = crate::dir::NodeDir::open(&dir).map_err(|e| e.to_string())?.secret.public();
+            let key = crate::dir::NodeDir::open(&dir)
+                .map_err(|e| e.to_string())?
+                .secret
+                .public();
             let addr = node
                 .listen_addrs
                 .first()
                 .cloned()
                 .ok_or("node has no listen address")?
                 .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
-            nodes.insert(site, MeshNode { node, key, addr, dir });
+            nodes.insert(
+                site,
+                MeshNode {
+                    node,
+                    key,
+                    addr,
+                    dir,
+                },
+            );
         }
-        Ok(Mesh { root, clock, roster, nodes, links: BTreeSet::new() })
+        Ok(Mesh {
+            root,
+            clock,
+            roster,
+            nodes,
+            links: BTreeSet::new(),
+        })
     }
 
     /// Restart a node from its directory (after [`Mesh::stop`]).
     pub async fn restart(&mut self, site: &str) -> Result<(), String> {
         let dir = self.root.path().join(site);
         let node = start_node(&dir, self.clock.clone()).await?;
-        let key = crate::dir::NodeDir::open(&dir).map_err(|e| e.to_string())?.secret.public();
+        let key = crate::dir::NodeDir::open(&dir)
+            .map_err(|e| e.to_string())?
+            .secret
+            .public();
         let addr = node
             .listen_addrs
             .first()
             .cloned()
             .ok_or("node has no listen address")?
             .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
-        self.nodes.insert(SiteId::from(site), MeshNode { node, key, addr, dir });
-        let links: Vec<(SiteId, SiteId)> = self.links.iter().filter(|(a, b)| a.as_str() == site || b.as_str() == site).cloned().collect();
+        self.nodes.insert(
+            SiteId::from(site),
+            MeshNode {
+                node,
+                key,
+                addr,
+                dir,
+            },
+        );
+        let links: Vec<(SiteId, SiteId)> = self
+            .links
+            .iter()
+            .filter(|(a, b)| a.as_str() == site || b.as_str() == site)
+            .cloned()
+            .collect();
         for (a, b) in links {
             self.dial(a.as_str(), b.as_str()).await;
         }
@@ -147,12 +188,25 @@ impl Mesh {
     /// district centre; the district centre to the city centre.
     pub fn district_links(roster: &Roster) -> Vec<(SiteId, SiteId)> {
         let mut out = Vec::new();
-        let district = roster.sites().iter().find(|s| s.kind == SiteKind::DistrictCentre).map(|s| s.id.clone());
-        let city = roster.sites().iter().find(|s| s.kind == SiteKind::CityCentre).map(|s| s.id.clone());
+        let district = roster
+            .sites()
+            .iter()
+            .find(|s| s.kind == SiteKind::DistrictCentre)
+            .map(|s| s.id.clone());
+        let city = roster
+            .sites()
+            .iter()
+            .find(|s| s.kind == SiteKind::CityCentre)
+            .map(|s| s.id.clone());
         for s in roster.sites() {
             match s.kind {
                 SiteKind::VillageKiosk => {
-                    if let Some(desk) = s.area.as_ref().and_then(|a| roster.area(a)).map(|a| a.desk.clone()) {
+                    if let Some(desk) = s
+                        .area
+                        .as_ref()
+                        .and_then(|a| roster.area(a))
+                        .map(|a| a.desk.clone())
+                    {
                         out.push((s.id.clone(), desk));
                     }
                 }
@@ -162,7 +216,10 @@ impl Mesh {
                     }
                     out.extend(district.clone().map(|d| (s.id.clone(), d)));
                 }
-                SiteKind::Firm | SiteKind::NotaryOffice | SiteKind::TaxCentre | SiteKind::VeteransHome => {
+                SiteKind::Firm
+                | SiteKind::NotaryOffice
+                | SiteKind::TaxCentre
+                | SiteKind::VeteransHome => {
                     out.extend(district.clone().map(|d| (s.id.clone(), d)));
                 }
                 SiteKind::DistrictCentre => out.extend(city.clone().map(|c| (s.id.clone(), c))),
@@ -178,12 +235,16 @@ impl Mesh {
         loop {
             let mut missing = Vec::new();
             for (a, b) in &self.links {
-                let Some(na) = self.nodes.get(a) else { continue };
+                let Some(na) = self.nodes.get(a) else {
+                    continue;
+                };
                 if !self.nodes.contains_key(b) {
                     continue;
                 }
                 let status = na.node.client.request(Request::Status).await?;
-                let up = status["peers"].as_array().is_some_and(|ps| ps.iter().any(|p| p["site"] == b.as_str()));
+                let up = status["peers"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["site"] == b.as_str()));
                 if !up {
                     missing.push(format!("{a}→{b}"));
                 }
@@ -207,7 +268,12 @@ impl Mesh {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|b| Some((b["book"].as_str()?.to_owned(), b["heads"].as_str()?.to_owned())))
+                .filter_map(|b| {
+                    Some((
+                        b["book"].as_str()?.to_owned(),
+                        b["heads"].as_str()?.to_owned(),
+                    ))
+                })
                 .collect();
             out.insert(site.clone(), books);
         }
@@ -224,7 +290,9 @@ impl Mesh {
         }
         let mut problems = Vec::new();
         for book in books {
-            let Ok(id) = book.parse::<BookId>() else { continue };
+            let Ok(id) = book.parse::<BookId>() else {
+                continue;
+            };
             let mut seen: BTreeMap<&String, Vec<&SiteId>> = BTreeMap::new();
             for (site, held) in &all {
                 if !self.roster.entitled(site, &id) {
@@ -239,7 +307,10 @@ impl Mesh {
                 }
             }
             if seen.len() > 1 {
-                problems.push(format!("{book} differs between {:?}", seen.values().collect::<Vec<_>>()));
+                problems.push(format!(
+                    "{book} differs between {:?}",
+                    seen.values().collect::<Vec<_>>()
+                ));
             }
         }
         Ok(problems)

@@ -64,7 +64,11 @@ pub fn build_swarm(secret: &SecretKey, mdns_on: bool) -> Result<Swarm<Behaviour>
     let keypair = keypair(secret).map_err(|e| format!("node key: {e}"))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| format!("transport: {e}"))?
         .with_behaviour(|key| {
             let mdns = if mdns_on {
@@ -74,7 +78,10 @@ pub fn build_swarm(secret: &SecretKey, mdns_on: bool) -> Result<Swarm<Behaviour>
             };
             Behaviour {
                 stream: libp2p_stream::Behaviour::new(),
-                identify: identify::Behaviour::new(identify::Config::new("/lawmesh/1.0.0".into(), key.public())),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/lawmesh/1.0.0".into(),
+                    key.public(),
+                )),
                 ping: ping::Behaviour::default(),
                 mdns: Toggle::from(mdns),
             }
@@ -86,7 +93,10 @@ pub fn build_swarm(secret: &SecretKey, mdns_on: bool) -> Result<Swarm<Behaviour>
 }
 
 /// Write one frame: u32 big-endian length, then the bytes.
-pub async fn write_frame<W: futures::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<W: futures::AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("frame too large"))?;
     w.write_all(&len.to_be_bytes()).await?;
     w.write_all(bytes).await?;
@@ -95,7 +105,9 @@ pub async fn write_frame<W: futures::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]
 
 /// Read one frame; `Ok(None)` at a clean end of stream. A length over the limit is an error
 /// before any of the body is read.
-pub async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+pub async fn read_frame<R: futures::AsyncRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(()) => {}

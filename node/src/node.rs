@@ -135,14 +135,22 @@ impl Client {
     /// Send a request and wait for the answer.
     pub async fn request(&self, req: Request) -> Result<Value, String> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Request(req, tx)).await.map_err(|_| "node stopped".to_owned())?;
+        self.tx
+            .send(Command::Request(req, tx))
+            .await
+            .map_err(|_| "node stopped".to_owned())?;
         rx.await.map_err(|_| "node stopped".to_owned())?
     }
 
     /// Cut or restore links to these peers.
     pub async fn set_links(&self, peers: Vec<NodeKey>, up: bool) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::SetLinks { peers, up, reply }).await.is_ok() {
+        if self
+            .tx
+            .send(Command::SetLinks { peers, up, reply })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -229,13 +237,22 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         }
     }
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut replica = Replica::new(dir.secret.clone(), dir.authority, roster, Some(signed), &mut rng)
-        .map_err(|e| NodeError::Replica(e.to_string()))?;
+    let mut replica = Replica::new(
+        dir.secret.clone(),
+        dir.authority,
+        roster,
+        Some(signed),
+        &mut rng,
+    )
+    .map_err(|e| NodeError::Replica(e.to_string()))?;
     let now = config.clock.now();
     for (book, bytes) in &loaded.books {
         replica
             .load_book(book.clone(), bytes, now)
-            .map_err(|e| NodeError::Book { book: book.clone(), why: e.to_string() })?;
+            .map_err(|e| NodeError::Book {
+                book: book.clone(),
+                why: e.to_string(),
+            })?;
     }
     for (peer, book, bytes) in &loaded.sync_states {
         replica.load_sync_state(*peer, book.clone(), bytes);
@@ -244,14 +261,18 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
 
     let mut swarm = net::build_swarm(&dir.secret, config.mdns).map_err(NodeError::Net)?;
     for addr in &config.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NodeError::Net(format!("listen on {addr}: {e}")))?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Net(format!("listen on {addr}: {e}")))?;
     }
     let mut listen_addrs = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while listen_addrs.len() < config.listen.len() {
         match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
             Ok(SwarmEvent::NewListenAddr { address, .. }) => listen_addrs.push(address),
-            Ok(SwarmEvent::ListenerError { error, .. }) => return Err(NodeError::Net(format!("listener: {error}"))),
+            Ok(SwarmEvent::ListenerError { error, .. }) => {
+                return Err(NodeError::Net(format!("listener: {error}")))
+            }
             Ok(_) => {}
             Err(_) => return Err(NodeError::Net("no listen address within 5 s".into())),
         }
@@ -277,7 +298,13 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let dials = config
         .peers
         .iter()
-        .map(|addr| DialTarget { addr: addr.clone(), peer: peer_of_addr(addr), connection: None, backoff: Duration::from_millis(250), next_at: now })
+        .map(|addr| DialTarget {
+            addr: addr.clone(),
+            peer: peer_of_addr(addr),
+            connection: None,
+            backoff: Duration::from_millis(250),
+            next_at: now,
+        })
         .collect();
     let mut el = EventLoop {
         swarm,
@@ -302,7 +329,15 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let fx = el.replica.tick(now);
     el.wake_at = fx.wake_at;
     let task = tokio::spawn(el.run());
-    Ok(Node { client, events: events_rx, peer_id, site, listen_addrs, task, startup })
+    Ok(Node {
+        client,
+        events: events_rx,
+        peer_id,
+        site,
+        listen_addrs,
+        task,
+        startup,
+    })
 }
 
 fn peer_of_addr(addr: &Multiaddr) -> Option<PeerId> {
@@ -379,7 +414,11 @@ impl EventLoop {
                     .collect();
                 status["peers"] = json!(peers);
                 status["peer_id"] = json!(self.swarm.local_peer_id().to_string());
-                status["listen"] = json!(self.swarm.listeners().map(|a| a.to_string()).collect::<Vec<_>>());
+                status["listen"] = json!(self
+                    .swarm
+                    .listeners()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>());
                 status["store_bytes"] = json!(self.store.size_on_disk());
                 let _ = reply.send(Ok(status));
             }
@@ -396,7 +435,9 @@ impl EventLoop {
             }
             Command::SetLinks { peers, up, reply } => {
                 for key in peers {
-                    let Some(pid) = net::peer_id(&key) else { continue };
+                    let Some(pid) = net::peer_id(&key) else {
+                        continue;
+                    };
                     if up {
                         self.blocked.remove(&pid);
                     } else {
@@ -422,8 +463,17 @@ impl EventLoop {
 
     async fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, .. } => {
-                for d in self.dials.iter_mut().filter(|d| d.connection == Some(connection_id)) {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                for d in self
+                    .dials
+                    .iter_mut()
+                    .filter(|d| d.connection == Some(connection_id))
+                {
                     d.peer = Some(peer_id);
                     d.backoff = Duration::from_millis(250);
                 }
@@ -431,7 +481,10 @@ impl EventLoop {
                 let site = key.and_then(|k| self.replica.roster().site_of_key(&k).cloned());
                 let (Some(key), Some(site)) = (key, site) else {
                     tracing::warn!(peer = %peer_id, "connection from a key not in the roster: closed");
-                    let _ = self.events.send(Event::Refused { peer: peer_id.to_string(), reason: "not in the roster".into() });
+                    let _ = self.events.send(Event::Refused {
+                        peer: peer_id.to_string(),
+                        reason: "not in the roster".into(),
+                    });
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 };
@@ -447,8 +500,17 @@ impl EventLoop {
                     self.apply(fx).await.ok();
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
-                for d in self.dials.iter_mut().filter(|d| d.connection == Some(connection_id)) {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                for d in self
+                    .dials
+                    .iter_mut()
+                    .filter(|d| d.connection == Some(connection_id))
+                {
                     d.connection = None;
                     d.next_at = Instant::now() + d.backoff;
                 }
@@ -464,8 +526,16 @@ impl EventLoop {
                     }
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
-                for d in self.dials.iter_mut().filter(|d| d.connection == Some(connection_id)) {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                for d in self
+                    .dials
+                    .iter_mut()
+                    .filter(|d| d.connection == Some(connection_id))
+                {
                     tracing::debug!(addr = %d.addr, %error, "dial failed");
                     d.connection = None;
                     d.next_at = Instant::now() + d.backoff;
@@ -474,9 +544,12 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
-                    let known = net::node_key(&peer).is_some_and(|k| self.replica.roster().site_of_key(&k).is_some());
+                    let known = net::node_key(&peer)
+                        .is_some_and(|k| self.replica.roster().site_of_key(&k).is_some());
                     if known && !self.swarm.is_connected(&peer) && !self.blocked.contains(&peer) {
-                        let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                        let _ = self
+                            .swarm
+                            .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
                     }
                 }
             }
@@ -493,13 +566,17 @@ impl EventLoop {
             let mut stream = match control.open_stream(peer, SYNC_PROTOCOL).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = failed.send(Inbound::StreamFailed(peer, e.to_string())).await;
+                    let _ = failed
+                        .send(Inbound::StreamFailed(peer, e.to_string()))
+                        .await;
                     return;
                 }
             };
             while let Some(frame) = rx.recv().await {
                 if let Err(e) = net::write_frame(&mut stream, &frame).await {
-                    let _ = failed.send(Inbound::StreamFailed(peer, e.to_string())).await;
+                    let _ = failed
+                        .send(Inbound::StreamFailed(peer, e.to_string()))
+                        .await;
                     return;
                 }
             }
@@ -509,7 +586,9 @@ impl EventLoop {
     async fn on_inbound(&mut self, inb: Inbound) {
         match inb {
             Inbound::Frame(peer, bytes) => {
-                let Some(key) = net::node_key(&peer) else { return };
+                let Some(key) = net::node_key(&peer) else {
+                    return;
+                };
                 if !self.writers.contains_key(&peer) {
                     return; // not (or no longer) an accepted peer
                 }
@@ -519,7 +598,10 @@ impl EventLoop {
             }
             Inbound::StreamFailed(peer, why) => {
                 tracing::warn!(peer = %peer, %why, "sync stream failed: closing the connection");
-                let _ = self.events.send(Event::Refused { peer: peer.to_string(), reason: why });
+                let _ = self.events.send(Event::Refused {
+                    peer: peer.to_string(),
+                    reason: why,
+                });
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
@@ -586,7 +668,9 @@ impl EventLoop {
             }
         }
         for out in fx.send {
-            let Some(pid) = net::peer_id(&out.to) else { continue };
+            let Some(pid) = net::peer_id(&out.to) else {
+                continue;
+            };
             if let Some(w) = self.writers.get(&pid) {
                 if w.try_send(out.bytes).is_err() {
                     tracing::warn!(peer = %pid, "peer not reading: closing the connection");
@@ -596,7 +680,10 @@ impl EventLoop {
         }
         for r in fx.refused {
             tracing::warn!(peer = %r.peer, reason = %r.reason, "peer refused: closing the connection");
-            let _ = self.events.send(Event::Refused { peer: r.peer.to_string(), reason: r.reason });
+            let _ = self.events.send(Event::Refused {
+                peer: r.peer.to_string(),
+                reason: r.reason,
+            });
             if let Some(pid) = net::peer_id(&r.peer) {
                 let _ = self.swarm.disconnect_peer_id(pid);
             }

@@ -129,7 +129,10 @@ pub fn resolve(replica: &Replica, now: Millis, id: &str) -> Result<OrderId, Stri
     match matches.as_slice() {
         [one] => Ok(*one),
         [] => Err(format!("no order {id} here")),
-        _ => Err(format!("order prefix {id} is ambiguous ({} orders)", matches.len())),
+        _ => Err(format!(
+            "order prefix {id} is ambiguous ({} orders)",
+            matches.len()
+        )),
     }
 }
 
@@ -168,27 +171,57 @@ pub fn execute(
     req: Request,
 ) -> Result<(Value, Effects), String> {
     match req {
-        Request::NewOrder { channel, case_type, name, phone, text, live } => {
+        Request::NewOrder {
+            channel,
+            case_type,
+            name,
+            phone,
+            text,
+            live,
+        } => {
             let (id, fx) = replica
-                .create_order(now, rng, NewOrder { channel, case_type: case_type.as_str().into(), live, name, phone, text })
+                .create_order(
+                    now,
+                    rng,
+                    NewOrder {
+                        channel,
+                        case_type: case_type.as_str().into(),
+                        live,
+                        name,
+                        phone,
+                        text,
+                    },
+                )
                 .map_err(|e| e.to_string())?;
             let book = replica.book_of(&id).map(|b| b.to_string());
-            Ok((json!({"id": id.to_string(), "book": book, "durable": true}), fx))
+            Ok((
+                json!({"id": id.to_string(), "book": book, "durable": true}),
+                fx,
+            ))
         }
         Request::List => {
             let mut orders = replica.orders(now);
             orders.sort_by_key(|s| (s.created, s.id));
-            Ok((json!({"orders": orders.iter().map(order_json).collect::<Vec<_>>()}), Effects::default()))
+            Ok((
+                json!({"orders": orders.iter().map(order_json).collect::<Vec<_>>()}),
+                Effects::default(),
+            ))
         }
         Request::Show { id } => {
             let id = resolve(replica, now, &id)?;
-            let s = replica.order(&id, now).ok_or_else(|| format!("no order {id} here"))?;
+            let s = replica
+                .order(&id, now)
+                .ok_or_else(|| format!("no order {id} here"))?;
             Ok((order_json(&s), Effects::default()))
         }
         Request::Act { id, action } => {
             let id = resolve(replica, now, &id)?;
-            let fx = replica.act(now, id, action.into()).map_err(|e| e.to_string())?;
-            let s = replica.order(&id, now).ok_or_else(|| format!("no order {id} here"))?;
+            let fx = replica
+                .act(now, id, action.into())
+                .map_err(|e| e.to_string())?;
+            let s = replica
+                .order(&id, now)
+                .ok_or_else(|| format!("no order {id} here"))?;
             Ok((order_json(&s), fx))
         }
         Request::Books => {

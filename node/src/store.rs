@@ -63,16 +63,32 @@ impl Store {
     /// Open (or create) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
-        let err = |source| StoreError::Sled { path: path.clone(), source };
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open().map_err(err)?;
+        let err = |source| StoreError::Sled {
+            path: path.clone(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .map_err(err)?;
         let chunks = db.open_tree("chunks").map_err(err)?;
         let sync = db.open_tree("sync").map_err(err)?;
         let meta = db.open_tree("meta").map_err(err)?;
-        Ok(Store { path, db, chunks, sync, meta })
+        Ok(Store {
+            path,
+            db,
+            chunks,
+            sync,
+            meta,
+        })
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
-        StoreError::Sled { path: self.path.clone(), source }
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn book_prefix(book: &BookId) -> Vec<u8> {
@@ -94,7 +110,9 @@ impl Store {
                 };
                 let mut key = prefix;
                 key.extend_from_slice(&next.to_be_bytes());
-                self.chunks.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
+                self.chunks
+                    .insert(key, bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
                 Ok(true)
             }
             Persist::BookSnapshot { book, bytes } => {
@@ -113,11 +131,15 @@ impl Store {
             Persist::SyncState { peer, book, bytes } => {
                 let mut key = peer.0.to_vec();
                 key.extend_from_slice(book.to_string().as_bytes());
-                self.sync.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
+                self.sync
+                    .insert(key, bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
                 Ok(false)
             }
             Persist::Roster(bytes) => {
-                self.meta.insert("roster", bytes.as_slice()).map_err(|e| self.err(e))?;
+                self.meta
+                    .insert("roster", bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
                 Ok(true)
             }
         }
@@ -125,7 +147,11 @@ impl Store {
 
     /// Make every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(|e| self.err(e))
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Make every write so far durable, blocking.
@@ -161,7 +187,11 @@ impl Store {
                 .ok_or_else(|| self.corrupt("sync state key is not a book id"))?;
             out.sync_states.push((NodeKey(peer), book, v.to_vec()));
         }
-        out.roster = self.meta.get("roster").map_err(|e| self.err(e))?.map(|v| v.to_vec());
+        out.roster = self
+            .meta
+            .get("roster")
+            .map_err(|e| self.err(e))?
+            .map(|v| v.to_vec());
         Ok(out)
     }
 
@@ -171,7 +201,10 @@ impl Store {
     }
 
     fn corrupt(&self, what: &str) -> StoreError {
-        StoreError::Corrupt { path: self.path.clone(), what: what.to_owned() }
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_owned(),
+        }
     }
 }
 
@@ -189,14 +222,33 @@ mod tests {
     fn chunks_append_in_order_and_a_snapshot_replaces_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let book = BookId { area: "qiuchang".into(), channel: Channel::Tax, period: "2026-12".into() };
+        let book = BookId {
+            area: "qiuchang".into(),
+            channel: Channel::Tax,
+            period: "2026-12".into(),
+        };
         for b in [b"ab".to_vec(), b"cd".to_vec(), b"ef".to_vec()] {
-            store.write(&Persist::BookChunk { book: book.clone(), bytes: b }).unwrap();
+            store
+                .write(&Persist::BookChunk {
+                    book: book.clone(),
+                    bytes: b,
+                })
+                .unwrap();
         }
         store.flush_blocking().unwrap();
         assert_eq!(store.load().unwrap().books[&book], b"abcdef");
-        store.write(&Persist::BookSnapshot { book: book.clone(), bytes: b"XYZ".to_vec() }).unwrap();
-        store.write(&Persist::BookChunk { book: book.clone(), bytes: b"g".to_vec() }).unwrap();
+        store
+            .write(&Persist::BookSnapshot {
+                book: book.clone(),
+                bytes: b"XYZ".to_vec(),
+            })
+            .unwrap();
+        store
+            .write(&Persist::BookChunk {
+                book: book.clone(),
+                bytes: b"g".to_vec(),
+            })
+            .unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         let loaded = store.load().unwrap();
@@ -210,6 +262,9 @@ mod tests {
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, b"x").unwrap();
         let err = Store::open(&file.join("store")).unwrap_err();
-        assert!(err.to_string().contains("nothing was acknowledged"), "{err}");
+        assert!(
+            err.to_string().contains("nothing was acknowledged"),
+            "{err}"
+        );
     }
 }

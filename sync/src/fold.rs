@@ -13,6 +13,7 @@
 //!    is not escalated. Tier 0 may still take it from creation.
 //! 3. **On call.** Tier k is on call during `[start_k, end_k)`: `start_0 = offered_at`,
 //!    `end_k = start_k + window_k` or earlier at tier k's first Decline, `start_{k+1} = end_k`.
+//!    Tier 0 may decline (send on) before the order is offered: its window then ends at once.
 //!    The last tier is the backstop and has no end; past its window the order is *overdue*.
 //! 4. **Winner.** An Accept by a tier-k site at time `t ≥ start_k` is eligible; the winner is the
 //!    eligible Accept with the least `(t, k, signer)`. Every other Accept in the round is
@@ -285,10 +286,16 @@ pub fn fold_order(
                     break;
                 }
                 let mut end = start.saturating_add(window(k));
+                // Tier 0 may pass an order on before anyone else has seen it (the office sends
+                // what it cannot solve, 发单, even offline): its window then ends as it starts.
+                let early_ok = k == 0 && round_tier == 0;
                 if let Some((_, d)) = declines.iter().find(|(t, d)| {
-                    *t == k && d.ms >= start && d.ms < end && after.is_none_or(|a| *d > a)
+                    *t == k
+                        && (d.ms >= start || early_ok)
+                        && d.ms < end
+                        && after.is_none_or(|a| *d > a)
                 }) {
-                    end = d.ms;
+                    end = d.ms.max(start);
                 }
                 schedule.push((k, start, Some(end)));
                 start = end;

@@ -303,7 +303,10 @@ impl Replica {
             .values()
             .filter(|b| {
                 let heads = b.heads();
-                !self.states.iter().any(|((_, id), st)| id == b.id() && st.shared_heads == heads)
+                !self
+                    .states
+                    .iter()
+                    .any(|((_, id), st)| id == b.id() && st.shared_heads == heads)
             })
             .count()
     }
@@ -445,14 +448,23 @@ impl Replica {
                 s.winner.as_ref().map(|w| &w.site)
             )),
             Action::Accept
-                if s.chain.iter().position(|c| c == me).is_some_and(|k| k > 0 && s.on_call.as_ref().is_none_or(|c| c.tier < k)) =>
+                if s.chain
+                    .iter()
+                    .position(|c| c == me)
+                    .is_some_and(|k| k > 0 && s.on_call.as_ref().is_none_or(|c| c.tier < k)) =>
             {
                 no(match &s.on_call {
-                    Some(c) => format!("not {me}'s turn yet: {} is on call until {:?}", c.site, c.until),
+                    Some(c) => format!(
+                        "not {me}'s turn yet: {} is on call until {:?}",
+                        c.site, c.until
+                    ),
                     None => "the order has not been offered yet".into(),
                 })
             }
-            Action::Decline(_) if s.on_call.as_ref().is_none_or(|c| &c.site != me) => {
+            Action::Decline(_)
+                if !(s.status == Status::Queued && s.chain.first() == Some(me))
+                    && s.on_call.as_ref().is_none_or(|c| &c.site != me) =>
+            {
                 no(format!("{me} is not on call for this order"))
             }
             Action::Release(_)

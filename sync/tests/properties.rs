@@ -177,9 +177,9 @@ fn reference_winner(events: &[SignedEvent], live: bool) -> Option<(SiteId, Stamp
                     matches!(e.event.kind, EventKind::Declined { .. }) && tier(e) == Some(k)
                 })
                 .map(|e| e.event.stamp.ms)
-                .filter(|t| *t >= start && *t < start + window)
+                .filter(|t| (*t >= start || k == 0) && *t < start + window)
                 .min();
-            start = decline.unwrap_or(start + window);
+            start = decline.map_or(start + window, |d| d.max(start));
         }
     }
     events

@@ -419,7 +419,11 @@ fn a_restarted_node_reloads_what_it_persisted_and_carries_on() {
         net.try_act(&firm, orders[1], Action::Accept).is_err(),
         "the firm cannot take an order while the office is still on call"
     );
-    net.act("office-qiuchang", orders[1], Action::Decline("转律所".into()));
+    net.act(
+        "office-qiuchang",
+        orders[1],
+        Action::Decline("转律所".into()),
+    );
     net.run_until_quiet();
     net.act(&firm, orders[1], Action::Accept);
     net.run_until_quiet();
