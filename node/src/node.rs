@@ -218,6 +218,8 @@ pub struct EventLoop {
     events: broadcast::Sender<Event>,
     wake_at: Option<Millis>,
     chunk_counts: BTreeMap<BookId, usize>,
+    bytes_sent: u64,
+    bytes_received: u64,
 }
 
 /// Open the node's directory and store, load its books, listen, and start its event loop.
@@ -322,6 +324,8 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         events: events_tx,
         wake_at: None,
         chunk_counts: loaded.chunk_counts,
+        bytes_sent: 0,
+        bytes_received: 0,
     };
     let startup = started.elapsed();
     tracing::info!(site = %site, peer_id = %peer_id, books = el.replica.books().count(), startup_ms = startup.as_millis() as u64, "node started");
@@ -420,6 +424,8 @@ impl EventLoop {
                     .map(|a| a.to_string())
                     .collect::<Vec<_>>());
                 status["store_bytes"] = json!(self.store.size_on_disk());
+                status["bytes_sent"] = json!(self.bytes_sent);
+                status["bytes_received"] = json!(self.bytes_received);
                 let _ = reply.send(Ok(status));
             }
             Command::Request(req, reply) => {
@@ -592,6 +598,7 @@ impl EventLoop {
                 if !self.writers.contains_key(&peer) {
                     return; // not (or no longer) an accepted peer
                 }
+                self.bytes_received += bytes.len() as u64;
                 let now = self.clock.now();
                 let fx = self.replica.receive(now, &mut self.rng, key, &bytes);
                 self.apply(fx).await.ok();
@@ -672,6 +679,7 @@ impl EventLoop {
                 continue;
             };
             if let Some(w) = self.writers.get(&pid) {
+                self.bytes_sent += out.bytes.len() as u64;
                 if w.try_send(out.bytes).is_err() {
                     tracing::warn!(peer = %pid, "peer not reading: closing the connection");
                     let _ = self.swarm.disconnect_peer_id(pid);

@@ -12,6 +12,7 @@ use lawmesh_sync::ids::{BookId, NodeKey};
 use lawmesh_sync::replica::Persist;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// Why the store failed. Nothing was acknowledged.
@@ -44,6 +45,8 @@ pub struct Store {
     chunks: sled::Tree,
     sync: sled::Tree,
     meta: sled::Tree,
+    /// Next chunk number per book, learned on first write (saves a reverse scan per write).
+    next_seq: Arc<Mutex<BTreeMap<BookId, u64>>>,
 }
 
 /// Everything a node needs to restart.
@@ -70,6 +73,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
+            .cache_capacity(16 << 20)
             .open()
             .map_err(err)?;
         let chunks = db.open_tree("chunks").map_err(err)?;
@@ -81,6 +85,7 @@ impl Store {
             chunks,
             sync,
             meta,
+            next_seq: Arc::default(),
         })
     }
 
@@ -103,16 +108,21 @@ impl Store {
         match p {
             Persist::BookChunk { book, bytes } => {
                 let prefix = Self::book_prefix(book);
-                let next = match self.chunks.scan_prefix(&prefix).next_back() {
-                    Some(Ok((k, _))) => seq_of(&k, prefix.len()).map_or(0, |s| s + 1),
-                    Some(Err(e)) => return Err(self.err(e)),
-                    None => 0,
+                let known = self.next_seq.lock().ok().and_then(|m| m.get(book).copied());
+                let next = match known {
+                    Some(n) => n,
+                    None => match self.chunks.scan_prefix(&prefix).next_back() {
+                        Some(Ok((k, _))) => seq_of(&k, prefix.len()).map_or(0, |s| s + 1),
+                        Some(Err(e)) => return Err(self.err(e)),
+                        None => 0,
+                    },
                 };
                 let mut key = prefix;
                 key.extend_from_slice(&next.to_be_bytes());
-                self.chunks
-                    .insert(key, bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
+                self.chunks.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
+                if let Ok(mut m) = self.next_seq.lock() {
+                    m.insert(book.clone(), next + 1);
+                }
                 Ok(true)
             }
             Persist::BookSnapshot { book, bytes } => {
@@ -126,6 +136,9 @@ impl Store {
                 key.extend_from_slice(&0u64.to_be_bytes());
                 batch.insert(key, bytes.as_slice());
                 self.chunks.apply_batch(batch).map_err(|e| self.err(e))?;
+                if let Ok(mut m) = self.next_seq.lock() {
+                    m.insert(book.clone(), 1);
+                }
                 Ok(true)
             }
             Persist::SyncState { peer, book, bytes } => {

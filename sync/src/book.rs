@@ -108,6 +108,9 @@ impl Book {
         for ev in found {
             book.index(ev);
         }
+        for list in book.orders.values_mut() {
+            list.shrink_to_fit();
+        }
         book.saved_heads = book.doc.get_heads();
         Ok(book)
     }

@@ -46,8 +46,8 @@ pub struct OrderHeader {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
-    /// A resident's request was taken at the origin site.
-    Created(OrderHeader),
+    /// A resident's request was taken at the origin site (boxed: most events are small).
+    Created(Box<OrderHeader>),
     /// The origin saw a peer take the order (发单 on the wire).
     Offered,
     /// A site of the chain received the order from a peer.
@@ -182,7 +182,7 @@ impl EventKind {
         let short = |r: &mut Reader<'_>, what| r.str(what, MAX_SHORT).map(str::to_owned);
         let text = |r: &mut Reader<'_>, what| r.str(what, MAX_TEXT).map(str::to_owned);
         Ok(match r.u8("event kind")? {
-            0 => EventKind::Created(OrderHeader {
+            0 => EventKind::Created(Box::new(OrderHeader {
                 origin: SiteId(short(r, "origin")?),
                 channel: Channel::from_tag(r.u8("channel")?)?,
                 case_type: CaseType(short(r, "case type")?),
@@ -190,7 +190,7 @@ impl EventKind {
                 name: short(r, "name")?,
                 phone: short(r, "phone")?,
                 text: text(r, "account")?,
-            }),
+            })),
             1 => EventKind::Offered,
             2 => EventKind::Received,
             3 => EventKind::Accepted,
@@ -404,7 +404,7 @@ mod tests {
                 counter: 2,
             },
             signer: key.public(),
-            kind: EventKind::Created(OrderHeader {
+            kind: EventKind::Created(Box::new(OrderHeader {
                 origin: "village-zhoutian".into(),
                 channel: Channel::Consultation,
                 case_type: "land".into(),
@@ -412,7 +412,7 @@ mod tests {
                 name: "李秀英".into(),
                 phone: "13800000000".into(),
                 text: "宅基地边界纠纷".into(),
-            }),
+            })),
         }
     }
 

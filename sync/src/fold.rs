@@ -184,7 +184,7 @@ pub fn fold_order(
                     .as_ref()
                     == Some(book) =>
         {
-            Some((e.event.stamp, h.clone()))
+            Some((e.event.stamp, (**h).clone()))
         }
         _ => None,
     })?;

@@ -373,7 +373,7 @@ impl Replica {
             order: id,
             stamp,
             signer: self.me,
-            kind: EventKind::Created(header),
+            kind: EventKind::Created(Box::new(header)),
         }
         .sign(&self.key);
         let effects = self.write(now, &book, vec![ev])?;

@@ -90,7 +90,7 @@ fn created(live: bool) -> SignedEvent {
         phone: "1".into(),
         text: "t".into(),
     };
-    sign(ORIGIN, world().t0, 0, EventKind::Created(header))
+    sign(ORIGIN, world().t0, 0, EventKind::Created(Box::new(header)))
 }
 
 /// A random event: kind, signer (index into CAST), minutes after t0, counter.
