@@ -45,6 +45,7 @@ pub mod scenario;
 mod staff;
 mod storage;
 pub mod summary;
+pub mod swarm;
 pub mod sweep;
 pub mod topology;
 mod truth;

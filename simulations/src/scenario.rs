@@ -206,8 +206,8 @@ pub struct Workload {
 impl Default for Workload {
     fn default() -> Self {
         let hourly = [
-            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.6, 1.0, 1.0, 0.8, 0.3, 0.2, 0.8, 1.0, 0.9,
-            0.6, 0.2, 0.1, 0.05, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.6, 1.0, 1.0, 0.8, 0.3, 0.2, 0.8, 1.0, 0.9,
+            0.6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
         ];
         Workload {
             load_factor: 1.0,
@@ -328,9 +328,9 @@ pub struct Staff {
 impl Default for Staff {
     fn default() -> Self {
         Staff {
-            pickup_minutes: ByRole::new(1.0, 2.0, 4.0, 3.0, 3.0, 3.0),
+            pickup_minutes: ByRole::new(1.0, 1.0, 2.0, 2.0, 2.0, 2.0),
             queued_pickup_minutes: ByRole::new(30.0, 60.0, 90.0, 60.0, 60.0, 60.0),
-            pickup_sigma: 0.8,
+            pickup_sigma: 0.6,
             service_minutes: 35.0,
             office_service_minutes: 15.0,
             service_sigma: 0.5,
@@ -339,11 +339,11 @@ impl Default for Staff {
             desk_clerks: 3,
             hours: ByRole::new(
                 Hours::new("08:00-20:00", "mon-sun"),
-                Hours::new("08:30-17:30", "mon-fri"),
-                Hours::new("09:00-18:00", "mon-sat"),
-                Hours::new("08:30-17:30", "mon-sun"),
+                Hours::new("08:00-18:00", "mon-fri"),
+                Hours::new("08:00-18:00", "mon-sat"),
+                Hours::new("08:00-18:00", "mon-sun"),
                 Hours::new("08:00-20:00", "mon-sun"),
-                Hours::new("09:00-17:00", "mon-fri"),
+                Hours::new("08:00-18:00", "mon-fri"),
             ),
             district_duty_lawyers: None,
             firms: Vec::new(),
@@ -409,7 +409,7 @@ impl Default for LinkClass {
 pub struct Network {
     /// Village kiosk ↔ its township's judicial office.
     pub village_lan: LinkClass,
-    /// Judicial office ↔ paired firm and district centre (the township's uplink).
+    /// Judicial office ↔ district centre (the township's uplink).
     pub township_uplink: LinkClass,
     /// Firm ↔ district centre, in town.
     pub urban: LinkClass,
@@ -553,12 +553,18 @@ impl Scenario {
         Ok(s)
     }
 
-    /// A preset by name, or a scenario file by path.
+    /// A preset by name, a swarm fault mix (`swarm-N`), or a scenario file by path.
     pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
         if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_path) {
             let mut s = Scenario::from_toml(name_or_path, text)?;
             s.source = Some(name_or_path.to_owned());
             return Ok(s);
+        }
+        if let Some(mix) = name_or_path
+            .strip_prefix(crate::swarm::PREFIX)
+            .and_then(|n| n.parse().ok())
+        {
+            return crate::swarm::swarm(mix);
         }
         let path = Path::new(name_or_path);
         if !path.exists() {

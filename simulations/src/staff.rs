@@ -2,7 +2,8 @@
 //! through their replica like a console user would:
 //!
 //! - **Judicial office** (tier 0 of a township): a clerk picks up, solves a share of requests
-//!   itself, and sends the rest on (发单: a Decline, which puts the paired firm on call).
+//!   itself, and sends the rest on (发单: a Decline, which puts the paired firm on call as soon
+//!   as anyone outside has seen the order).
 //! - **Firm**: accepts (接单) if one of its lawyers at work, not on centre duty today, has the
 //!   specialty and is free, and dispatches (派单) that lawyer; otherwise declines.
 //! - **District and city centres, veterans' home**: the day's duty lawyers per the roster;
@@ -44,6 +45,8 @@ pub(crate) struct StaffModel {
     jobs: BTreeMap<(usize, OrderId), Job>,
     /// Orders whose confirmation was handled.
     confirms: BTreeSet<OrderId>,
+    /// Orders a site has sent on: it does not pick them up again.
+    declined: BTreeSet<(usize, OrderId)>,
     /// Lawyers on duty at any site, per date.
     on_duty: BTreeMap<Date, BTreeSet<LawyerId>>,
 }
@@ -110,6 +113,7 @@ impl StaffModel {
             pickups: BTreeSet::new(),
             jobs: BTreeMap::new(),
             confirms: BTreeSet::new(),
+            declined: BTreeSet::new(),
             on_duty: BTreeMap::new(),
         })
     }
@@ -172,7 +176,10 @@ impl Engine {
             };
             self.at(self.now + wait as Millis, Ev::Confirm { node: i, order });
         }
-        if waiting_for(&s, &me) && self.staff.pickups.insert((i, order)) {
+        if waiting_for(&s, &me)
+            && !self.staff.declined.contains(&(i, order))
+            && self.staff.pickups.insert((i, order))
+        {
             let at = self.pickup_time(i, s.header.live);
             self.at(at, Ev::Pickup { node: i, order });
         }
@@ -216,7 +223,10 @@ impl Engine {
             return;
         };
         let me = self.nodes[i].site.clone();
-        if !waiting_for(&s, &me) || self.staff.jobs.contains_key(&(i, order)) {
+        if !waiting_for(&s, &me)
+            || self.staff.jobs.contains_key(&(i, order))
+            || self.staff.declined.contains(&(i, order))
+        {
             return;
         }
         if !self
@@ -229,12 +239,12 @@ impl Engine {
             self.at(at, Ev::Pickup { node: i, order });
             return;
         }
-        let on_call_here = s.on_call.as_ref().is_some_and(|c| c.site == me);
         let last_tier = s
             .on_call
             .as_ref()
             .is_some_and(|c| c.tier + 1 == s.chain.len());
-        let can_decline = on_call_here && !last_tier;
+        // Tier 0 may send an order on even before anyone outside has seen it (发单 offline).
+        let can_decline = !last_tier;
         match self.nodes[i].kind {
             SiteKind::JudicialOffice => {
                 let simple = matches!(s.header.channel, Channel::Consultation | Channel::Mediation);
@@ -242,14 +252,8 @@ impl Engine {
                     let t = self.service_time(self.sc.staff.office_service_minutes);
                     self.serve_with_clerk(i, order, t);
                 } else if can_decline {
-                    self.act(
-                        i,
-                        order,
-                        Action::Decline("需要律师专业意见，发单至对接律所".into()),
-                    );
+                    self.decline(i, order, "需要律师专业意见，发单至对接律所");
                 }
-                // Otherwise it was made here and nobody outside has seen it yet: it waits for
-                // the uplink, and staff look again once it is on call here.
             }
             SiteKind::Firm => {
                 let today = self.today(i);
@@ -257,7 +261,7 @@ impl Engine {
                 match self.free_firm_lawyer(i, &s, today) {
                     Some(l) => self.accept_and_serve(i, order, Some(l), None, t),
                     None if can_decline => {
-                        self.act(i, order, Action::Decline("暂无空闲的专业律师".into()));
+                        self.decline(i, order, "暂无空闲的专业律师");
                     }
                     None => self.retry_later(i, order),
                 }
@@ -278,7 +282,7 @@ impl Engine {
                 match duty_pick(&self.roster, &order, &s.header.case_type, &free) {
                     Some(l) => self.accept_and_serve(i, order, Some(l), None, t),
                     None if can_decline => {
-                        self.act(i, order, Action::Decline("值班律师都在忙".into()));
+                        self.decline(i, order, "值班律师都在忙");
                     }
                     None if duty.is_empty() => {}
                     None => self.retry_later(i, order),
@@ -289,7 +293,7 @@ impl Engine {
                 if self.free_clerk(i).is_some() {
                     self.serve_with_clerk(i, order, t);
                 } else if can_decline {
-                    self.act(i, order, Action::Decline("窗口人员都在忙".into()));
+                    self.decline(i, order, "窗口人员都在忙");
                 } else {
                     self.retry_later(i, order);
                 }
@@ -367,6 +371,13 @@ impl Engine {
         let at = next.unwrap_or(self.now).max(self.now + MINUTE);
         if self.staff.pickups.insert((i, order)) {
             self.at(at, Ev::Pickup { node: i, order });
+        }
+    }
+
+    /// Send the order on to the next tier; this site will not pick it up again.
+    fn decline(&mut self, i: usize, order: OrderId, reason: &str) {
+        if self.act(i, order, Action::Decline(reason.to_owned())) {
+            self.staff.declined.insert((i, order));
         }
     }
 

@@ -1,7 +1,8 @@
 //! Which sites are linked, and by what class of link. The mesh follows DESIGN.md §3: a village
 //! kiosk sits on its township's LAN and reaches the world through the judicial office; the
-//! office's uplink reaches its paired firm and the district centre; firms and desks dial the
-//! district centre, the WAN hub; district centres reach the city centre over the backbone.
+//! office's uplink, its firms and desks all dial the district centre, the WAN hub (an office
+//! reaches its paired firm through it); district centres reach the city centre over the
+//! backbone.
 
 use crate::scenario::{LinkClass, Network};
 use lawmesh_sync::ids::SiteId;
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum LinkKind {
     /// Village kiosk ↔ its judicial office.
     VillageLan,
-    /// Judicial office ↔ paired firm or district centre.
+    /// Judicial office ↔ district centre.
     TownshipUplink,
     /// Firm ↔ district centre.
     Urban,
@@ -103,13 +104,9 @@ pub fn links(roster: &Roster) -> Vec<LinkSpec> {
                     None => add(i, hub, LinkKind::Desk),
                 }
             }
-            SiteKind::JudicialOffice => {
-                let firm = roster
-                    .paired_firm(&s.id)
-                    .and_then(|f| index.get(f).copied());
-                add(i, firm, LinkKind::TownshipUplink);
-                add(i, hub, LinkKind::TownshipUplink);
-            }
+            // The office dials the district hub; its paired firm is reached through it
+            // (DESIGN.md §3: the district centre is the WAN hub that everyone dials).
+            SiteKind::JudicialOffice => add(i, hub, LinkKind::TownshipUplink),
             SiteKind::Firm => add(i, hub, LinkKind::Urban),
             SiteKind::NotaryOffice | SiteKind::TaxCentre | SiteKind::VeteransHome => {
                 add(i, hub, LinkKind::Desk)
@@ -131,7 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn huiyang_villages_hang_off_their_office_and_offices_reach_firm_and_centre() {
+    fn huiyang_villages_hang_off_their_office_and_everyone_dials_the_district_hub() {
         let r = Roster::huiyang().unwrap();
         let l = links(&r);
         let name = |i: usize| r.sites()[i].id.as_str();
@@ -146,11 +143,10 @@ mod tests {
             "office-qiuchang",
             LinkKind::VillageLan
         ));
-        assert!(has(
-            "office-liangjing",
-            "firm-kejia",
-            LinkKind::TownshipUplink
-        ));
+        // The office reaches its paired firm through the district hub.
+        assert!(!LinkKind::ALL
+            .into_iter()
+            .any(|k| has("office-liangjing", "firm-kejia", k)));
         assert!(has(
             "office-liangjing",
             "centre-district",
