@@ -664,7 +664,7 @@ impl Scenario {
             }
         }
         for o in &self.outages {
-            if crate::hours::parse_hhmm(&o.from).is_none() || !(o.hours > 0.0) {
+            if crate::hours::parse_hhmm(&o.from).is_none() || o.hours.is_nan() || o.hours <= 0.0 {
                 return bad(format!(
                     "outage `{}`: want from = \"HH:MM\" and hours > 0",
                     o.what
