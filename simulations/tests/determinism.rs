@@ -16,7 +16,12 @@ fn twice(name: &str, days: u32) {
         );
         serde_json::to_string_pretty(&out.report).unwrap()
     };
-    let (a, b) = (json(), json());
+    // The two runs go side by side on two threads: same bytes whatever the scheduling.
+    let (a, b) = std::thread::scope(|s| {
+        let first = s.spawn(json);
+        let second = json();
+        (first.join().unwrap(), second)
+    });
     assert!(a == b, "{name}: two runs with seed 11 differ");
 }
 
@@ -31,7 +36,7 @@ macro_rules! presets {
 
 presets! {
     huiyang_baseline_is_deterministic: "huiyang-baseline", 3;
-    huiyang_10x_is_deterministic: "huiyang-10x", 2;
+    huiyang_10x_is_deterministic: "huiyang-10x", 1;
     liangjing_uplink_is_deterministic: "liangjing-uplink-6h", 2;
     district_centre_offline_is_deterministic: "district-centre-offline", 3;
     typhoon_day_is_deterministic: "typhoon-day", 2;
