@@ -248,9 +248,17 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     )
     .map_err(|e| NodeError::Replica(e.to_string()))?;
     let now = config.clock.now();
-    for (book, bytes) in &loaded.books {
+    replica.set_cold_settled(true);
+    // One book at a time: a settled book goes cold as soon as it is read, so memory stays
+    // near the size of the open books rather than of the whole history.
+    let mut markers = loaded.cold;
+    for (book, bytes) in loaded.books {
+        if let Some(marker) = markers.remove(&book) {
+            replica.load_cold_book(book, bytes, marker);
+            continue;
+        }
         replica
-            .load_book(book.clone(), bytes, now)
+            .load_book(book.clone(), &bytes, now)
             .map_err(|e| NodeError::Book {
                 book: book.clone(),
                 why: e.to_string(),
@@ -258,6 +266,19 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     }
     for (peer, book, bytes) in &loaded.sync_states {
         replica.load_sync_state(*peer, book.clone(), bytes);
+    }
+    // Books found settled on this start are marked, so the next start skips reading them.
+    let mut marked = false;
+    for (book, _, _) in replica.book_hashes() {
+        if let Some(marker) = replica.cold_marker(&book) {
+            if !store.has_cold_marker(&book) {
+                store.put_cold_marker(&book, marker)?;
+                marked = true;
+            }
+        }
+    }
+    if marked {
+        store.flush().await?;
     }
     let site = replica.site().clone();
 

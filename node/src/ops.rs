@@ -226,8 +226,9 @@ pub fn execute(
         }
         Request::Books => {
             let books: Vec<Value> = replica
-                .books()
-                .map(|b| json!({"book": b.id().to_string(), "heads": lawmesh_sync::ids::hex(&b.heads_hash()), "orders": b.order_count()}))
+                .book_hashes()
+                .into_iter()
+                .map(|(id, hash, orders)| json!({"book": id.to_string(), "heads": lawmesh_sync::ids::hex(&hash), "orders": orders}))
                 .collect();
             Ok((json!({"books": books}), Effects::default()))
         }
@@ -241,8 +242,9 @@ pub fn status_json(replica: &Replica, site: &SiteId) -> Value {
         "site": site,
         "key": replica.key().to_string(),
         "roster_version": replica.roster().version(),
-        "books": replica.books().count(),
-        "orders": replica.books().map(|b| b.order_count()).sum::<usize>(),
+        "books": replica.book_hashes().len(),
+        "books_in_memory": replica.books().count(),
+        "orders": replica.book_hashes().iter().map(|b| b.2).sum::<usize>(),
         "unacknowledged_books": replica.unacknowledged_books(),
     })
 }

@@ -5,11 +5,13 @@
 //!   a snapshot (after compaction) followed by incremental automerge changes.
 //! - `sync`: `peer key(32) book id` → encoded automerge sync state.
 //! - `meta`: `roster` → the newest signed roster taken from a peer.
+//! - `cold`: `book id` → the [`ColdMarker`] of a settled book, so a restart need not read it.
+//!   Removed before any write to that book.
 //!
 //! Writes become durable on [`Store::flush`]; the node flushes before it acknowledges anything.
 
 use lawmesh_sync::ids::{BookId, NodeKey};
-use lawmesh_sync::replica::Persist;
+use lawmesh_sync::replica::{ColdMarker, Persist};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,7 @@ pub struct Store {
     chunks: sled::Tree,
     sync: sled::Tree,
     meta: sled::Tree,
+    cold: sled::Tree,
     /// Next chunk number per book, learned on first write (saves a reverse scan per write).
     next_seq: Arc<Mutex<BTreeMap<BookId, u64>>>,
 }
@@ -60,6 +63,8 @@ pub struct Loaded {
     pub sync_states: Vec<(NodeKey, BookId, Vec<u8>)>,
     /// Newest signed roster taken from a peer.
     pub roster: Option<Vec<u8>>,
+    /// Markers of settled books.
+    pub cold: BTreeMap<BookId, ColdMarker>,
 }
 
 impl Store {
@@ -79,12 +84,14 @@ impl Store {
         let chunks = db.open_tree("chunks").map_err(err)?;
         let sync = db.open_tree("sync").map_err(err)?;
         let meta = db.open_tree("meta").map_err(err)?;
+        let cold = db.open_tree("cold").map_err(err)?;
         Ok(Store {
             path,
             db,
             chunks,
             sync,
             meta,
+            cold,
             next_seq: Arc::default(),
         })
     }
@@ -107,6 +114,9 @@ impl Store {
     pub fn write(&self, p: &Persist) -> Result<bool, StoreError> {
         match p {
             Persist::BookChunk { book, bytes } => {
+                self.cold
+                    .remove(book.to_string().as_bytes())
+                    .map_err(|e| self.err(e))?;
                 let prefix = Self::book_prefix(book);
                 let known = self.next_seq.lock().ok().and_then(|m| m.get(book).copied());
                 let next = match known {
@@ -119,13 +129,18 @@ impl Store {
                 };
                 let mut key = prefix;
                 key.extend_from_slice(&next.to_be_bytes());
-                self.chunks.insert(key, bytes.as_slice()).map_err(|e| self.err(e))?;
+                self.chunks
+                    .insert(key, bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
                 if let Ok(mut m) = self.next_seq.lock() {
                     m.insert(book.clone(), next + 1);
                 }
                 Ok(true)
             }
             Persist::BookSnapshot { book, bytes } => {
+                self.cold
+                    .remove(book.to_string().as_bytes())
+                    .map_err(|e| self.err(e))?;
                 let prefix = Self::book_prefix(book);
                 let mut batch = sled::Batch::default();
                 for kv in self.chunks.scan_prefix(&prefix) {
@@ -205,7 +220,34 @@ impl Store {
             .get("roster")
             .map_err(|e| self.err(e))?
             .map(|v| v.to_vec());
+        for kv in self.cold.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            // A marker that does not read is only a lost shortcut: the book is read in full.
+            let book = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| s.parse::<BookId>().ok());
+            if let (Some(book), Some(marker)) = (book, decode_marker(&v)) {
+                if out.books.contains_key(&book) {
+                    out.cold.insert(book, marker);
+                }
+            }
+        }
         Ok(out)
+    }
+
+    /// Save the marker of a settled book (durable at the next flush).
+    pub fn put_cold_marker(&self, book: &BookId, marker: &ColdMarker) -> Result<(), StoreError> {
+        self.cold
+            .insert(book.to_string().as_bytes(), encode_marker(marker))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Is a marker saved for this book?
+    pub fn has_cold_marker(&self, book: &BookId) -> bool {
+        self.cold
+            .contains_key(book.to_string().as_bytes())
+            .unwrap_or(false)
     }
 
     /// Bytes on disk, as sled counts them.
@@ -219,6 +261,47 @@ impl Store {
             what: what.to_owned(),
         }
     }
+}
+
+fn encode_marker(m: &ColdMarker) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + 32 * m.heads.len() + 16 * m.orders.len());
+    out.extend_from_slice(&m.hash);
+    out.extend_from_slice(&m.last_stamp.ms.to_be_bytes());
+    out.extend_from_slice(&m.last_stamp.counter.to_be_bytes());
+    out.extend_from_slice(&(m.heads.len() as u32).to_be_bytes());
+    for h in &m.heads {
+        out.extend_from_slice(&h.0);
+    }
+    for o in &m.orders {
+        out.extend_from_slice(&o.0);
+    }
+    out
+}
+
+fn decode_marker(b: &[u8]) -> Option<ColdMarker> {
+    let hash: [u8; 32] = b.get(..32)?.try_into().ok()?;
+    let ms = u64::from_be_bytes(b.get(32..40)?.try_into().ok()?);
+    let counter = u32::from_be_bytes(b.get(40..44)?.try_into().ok()?);
+    let n = u32::from_be_bytes(b.get(44..48)?.try_into().ok()?) as usize;
+    let heads_end = 48usize.checked_add(n.checked_mul(32)?)?;
+    let mut heads = Vec::with_capacity(n);
+    for c in b.get(48..heads_end)?.chunks_exact(32) {
+        heads.push(automerge::ChangeHash(c.try_into().ok()?));
+    }
+    let rest = b.get(heads_end..)?;
+    if rest.len() % 16 != 0 {
+        return None;
+    }
+    let mut orders = Vec::with_capacity(rest.len() / 16);
+    for c in rest.chunks_exact(16) {
+        orders.push(lawmesh_sync::ids::OrderId(c.try_into().ok()?));
+    }
+    Some(ColdMarker {
+        heads,
+        hash,
+        orders,
+        last_stamp: lawmesh_sync::time::Stamp { ms, counter },
+    })
 }
 
 fn seq_of(key: &[u8], prefix_len: usize) -> Option<u64> {

@@ -83,7 +83,7 @@ fn big_book(net: &Net, orders: usize) -> Book {
             phone: "13900000000".into(),
             text: "土地承包合同到期后村委会不续签，想咨询如何维权。".into(),
         };
-        book.insert(ev(&kiosk, 0, EventKind::Created(header)))
+        book.insert(ev(&kiosk, 0, EventKind::Created(Box::new(header))))
             .unwrap();
         book.insert(ev(&office, 1_000, EventKind::Received))
             .unwrap();

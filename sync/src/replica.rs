@@ -179,6 +179,29 @@ pub enum CommandError {
     Book(#[from] BookError),
 }
 
+/// A settled book kept as its stored bytes until something needs it (see
+/// [`Replica::set_cold_settled`]).
+#[derive(Debug)]
+struct ColdBook {
+    bytes: Vec<u8>,
+    marker: ColdMarker,
+}
+
+/// What a replica needs to hold a settled book without reading it: saved beside the book by
+/// the node, so a restart can skip loading settled history. Valid only for the exact stored
+/// bytes it was made from; any write to the book must discard it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColdMarker {
+    /// The book's heads.
+    pub heads: Vec<automerge::ChangeHash>,
+    /// Their hash.
+    pub hash: crate::book::HeadsHash,
+    /// The orders in the book.
+    pub orders: Vec<OrderId>,
+    /// The latest event stamp in the book (for the hybrid logical clock).
+    pub last_stamp: crate::time::Stamp,
+}
+
 #[derive(Debug)]
 struct Peer {
     site: SiteId,
@@ -198,6 +221,8 @@ pub struct Replica {
     actor: ActorId,
     hlc: Hlc,
     books: BTreeMap<BookId, Book>,
+    cold: BTreeMap<BookId, ColdBook>,
+    cold_settled: bool,
     order_book: BTreeMap<OrderId, BookId>,
     peers: BTreeMap<NodeKey, Peer>,
     states: BTreeMap<(NodeKey, BookId), sync::State>,
@@ -234,6 +259,8 @@ impl Replica {
             actor: ActorId::from(&actor[..]),
             hlc: Hlc::new(),
             books: BTreeMap::new(),
+            cold: BTreeMap::new(),
+            cold_settled: false,
             order_book: BTreeMap::new(),
             peers: BTreeMap::new(),
             states: BTreeMap::new(),
@@ -248,13 +275,64 @@ impl Replica {
         self.resync_after = ms.max(1);
     }
 
+    /// Keep settled books cold: a book loaded with every order closed, confirmed or cancelled
+    /// is kept as its stored bytes (about a fifth of its size in memory) and loaded again only
+    /// when a peer's summary differs, a sync message for it arrives, or an order in it is acted
+    /// on. Cold books are left out of [`Replica::books`] and [`Replica::orders`];
+    /// [`Replica::order`] and [`Replica::book_hashes`] still see them. Off by default.
+    pub fn set_cold_settled(&mut self, on: bool) {
+        self.cold_settled = on;
+    }
+
     /// Load a stored book (snapshot followed by chunks). Call before connecting peers.
     pub fn load_book(&mut self, id: BookId, bytes: &[u8], now: Millis) -> Result<(), BookError> {
-        let book = Book::load(id.clone(), self.actor.clone(), bytes)?;
+        let book = Book::load(id, self.actor.clone(), bytes)?;
+        self.adopt_book(book, bytes, now)
+    }
+
+    /// The automerge actor this session writes as; books loaded elsewhere (e.g. on several
+    /// threads) for [`Replica::adopt_book`] must be loaded with it.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// Take a book loaded (with [`Replica::actor`]) from `bytes`, its stored form.
+    pub fn adopt_book(&mut self, book: Book, bytes: &[u8], now: Millis) -> Result<(), BookError> {
+        let id = book.id().clone();
         for (order, events) in book.orders() {
             self.order_book.insert(*order, id.clone());
             for e in events {
                 self.hlc.observe(e.event.stamp);
+            }
+        }
+        if self.cold_settled {
+            let states = crate::fold::fold_book(&book, &self.roster, now);
+            let settled = states.len() == book.order_count()
+                && states.iter().all(|s| {
+                    matches!(
+                        s.status,
+                        Status::Closed | Status::Confirmed | Status::Cancelled
+                    )
+                });
+            if settled {
+                let marker = ColdMarker {
+                    heads: book.heads(),
+                    hash: book.heads_hash(),
+                    orders: book.orders().map(|(o, _)| *o).collect(),
+                    last_stamp: book
+                        .orders()
+                        .flat_map(|(_, evs)| evs.iter().map(|e| e.event.stamp))
+                        .max()
+                        .unwrap_or_default(),
+                };
+                self.cold.insert(
+                    id,
+                    ColdBook {
+                        bytes: bytes.to_vec(),
+                        marker,
+                    },
+                );
+                return Ok(());
             }
         }
         let orders: Vec<OrderId> = book.orders().map(|(o, _)| *o).collect();
@@ -284,9 +362,48 @@ impl Replica {
     pub fn roster(&self) -> &Roster {
         &self.roster
     }
-    /// The books held.
+    /// The books held in memory (all of them unless settled books are kept cold).
     pub fn books(&self) -> impl Iterator<Item = &Book> {
         self.books.values()
+    }
+
+    /// Every book held, warm or cold: (id, heads hash, orders).
+    pub fn book_hashes(&self) -> Vec<(BookId, crate::book::HeadsHash, usize)> {
+        let mut out: Vec<_> = self
+            .books
+            .values()
+            .map(|b| (b.id().clone(), b.heads_hash(), b.order_count()))
+            .collect();
+        out.extend(
+            self.cold
+                .iter()
+                .map(|(id, c)| (id.clone(), c.marker.hash, c.marker.orders.len())),
+        );
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The marker of a cold book, for the node to save beside it.
+    pub fn cold_marker(&self, id: &BookId) -> Option<&ColdMarker> {
+        self.cold.get(id).map(|c| &c.marker)
+    }
+
+    /// Hold a settled book from its stored bytes and saved marker, without reading it.
+    pub fn load_cold_book(&mut self, id: BookId, bytes: Vec<u8>, marker: ColdMarker) {
+        self.hlc.observe(marker.last_stamp);
+        for o in &marker.orders {
+            self.order_book.insert(*o, id.clone());
+        }
+        self.cold.insert(id, ColdBook { bytes, marker });
+    }
+
+    /// Bring a cold book back into memory.
+    fn warm(&mut self, id: &BookId) -> Result<(), BookError> {
+        if let Some(cold) = self.cold.remove(id) {
+            let book = Book::load(id.clone(), self.actor.clone(), &cold.bytes)?;
+            self.books.insert(id.clone(), book);
+        }
+        Ok(())
     }
     /// One book.
     pub fn book(&self, id: &BookId) -> Option<&Book> {
@@ -299,16 +416,20 @@ impl Replica {
     /// Books with changes that no peer has acknowledged yet (no sync state with a peer shares
     /// the book's current heads).
     pub fn unacknowledged_books(&self) -> usize {
+        let acked = |book: &BookId, heads: &[automerge::ChangeHash]| {
+            self.states
+                .iter()
+                .any(|((_, id), st)| id == book && st.shared_heads == heads)
+        };
         self.books
             .values()
-            .filter(|b| {
-                let heads = b.heads();
-                !self
-                    .states
-                    .iter()
-                    .any(|((_, id), st)| id == b.id() && st.shared_heads == heads)
-            })
+            .filter(|b| !acked(b.id(), &b.heads()))
             .count()
+            + self
+                .cold
+                .iter()
+                .filter(|(id, c)| !acked(id, &c.marker.heads))
+                .count()
     }
 
     /// The book an order is in.
@@ -319,8 +440,14 @@ impl Replica {
     /// An order's state at `now`.
     pub fn order(&self, id: &OrderId, now: Millis) -> Option<OrderState> {
         let book_id = self.order_book.get(id)?;
-        let book = self.books.get(book_id)?;
-        fold_order(book_id, *id, book.events(id)?, &self.roster, now)
+        match self.books.get(book_id) {
+            Some(book) => fold_order(book_id, *id, book.events(id)?, &self.roster, now),
+            None => {
+                let cold = self.cold.get(book_id)?;
+                let book = Book::load(book_id.clone(), self.actor.clone(), &cold.bytes).ok()?;
+                fold_order(book_id, *id, book.events(id)?, &self.roster, now)
+            }
+        }
     }
 
     /// Every order's state at `now`.
@@ -512,6 +639,7 @@ impl Replica {
         book_id: &BookId,
         events: Vec<SignedEvent>,
     ) -> Result<Effects, CommandError> {
+        self.warm(book_id)?;
         let mut fx = Effects::default();
         let book = self
             .books
@@ -678,10 +806,10 @@ impl Replica {
             return;
         };
         let books = self
-            .books
-            .values()
-            .filter(|b| self.roster.entitled(&p.site, b.id()))
-            .map(|b| (b.id().clone(), b.heads_hash()))
+            .book_hashes()
+            .into_iter()
+            .filter(|(id, _, _)| self.roster.entitled(&p.site, id))
+            .map(|(id, hash, _)| (id, hash))
             .collect();
         let msg = Message::Summary {
             roster_version: self.roster.version(),
@@ -717,20 +845,24 @@ impl Replica {
         for (book, hash) in &theirs {
             // Books they have that we may hold and that differ from ours (or we lack).
             if self.roster.entitled(&self.site, book) && self.roster.entitled(&peer_site, book) {
-                match self.books.get(book) {
-                    Some(b) if &b.heads_hash() == hash => {}
-                    _ => {
-                        to_sync.insert(book.clone());
-                    }
+                let ours = match self.books.get(book) {
+                    Some(b) => Some(b.heads_hash()),
+                    None => self.cold.get(book).map(|c| c.marker.hash),
+                };
+                if ours.as_ref() != Some(hash) {
+                    to_sync.insert(book.clone());
                 }
             }
         }
-        for b in self.books.values() {
-            if self.roster.entitled(&peer_site, b.id()) && !theirs.contains_key(b.id()) {
-                to_sync.insert(b.id().clone());
+        for (id, _, _) in self.book_hashes() {
+            if self.roster.entitled(&peer_site, &id) && !theirs.contains_key(&id) {
+                to_sync.insert(id);
             }
         }
         for book in to_sync {
+            if self.warm(&book).is_err() {
+                continue;
+            }
             if !self.books.contains_key(&book) {
                 self.books
                     .insert(book.clone(), Book::new(book.clone(), self.actor.clone()));
@@ -768,6 +900,8 @@ impl Replica {
         if let Some(p) = self.peers.get_mut(&from) {
             p.awaiting.remove(&book_id);
         }
+        self.warm(&book_id)
+            .map_err(|e| format!("stored book {book_id} does not load: {e}"))?;
         let roster = &self.roster;
         let book = self
             .books
@@ -936,13 +1070,20 @@ impl Replica {
         };
         let state = self.states.entry((to, book_id.clone())).or_default();
         if let Some(msg) = book.generate_sync(state) {
+            // Only a message that carries changes or asks for some expects an answer; a bare
+            // "here are my heads" to a peer already level gets none, and waiting for one would
+            // send a needless resync summary later.
+            let expects_answer =
+                !msg.changes.is_empty() || !msg.need.is_empty() || state.their_heads.is_none();
             let data = msg.encode();
             let bytes = Message::Sync {
                 book: book_id.clone(),
                 data,
             }
             .encode();
-            peer.awaiting.entry(book_id.clone()).or_insert(now);
+            if expects_answer {
+                peer.awaiting.entry(book_id.clone()).or_insert(now);
+            }
             fx.send.push(Outgoing { to, bytes });
         }
     }

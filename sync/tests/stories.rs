@@ -450,3 +450,56 @@ fn a_restarted_node_reloads_what_it_persisted_and_carries_on() {
     let s = net.state(&firm, orders[2]).expect("order");
     assert_eq!(s.on_call.map(|c| c.site.to_string()), Some(firm.clone()));
 }
+
+#[test]
+fn a_settled_book_stays_cold_after_a_restart_until_someone_writes_to_it() {
+    let mut net = Net::huiyang(&QIUCHANG_MESH[..3], 8);
+    let firm = net.paired_firm("office-qiuchang");
+    net.connect("village-zhoutian", "office-qiuchang");
+    net.connect("office-qiuchang", &firm);
+    let order = net.new_order("village-zhoutian", Channel::Consultation, "family", true);
+    net.run_until_quiet();
+    net.act("office-qiuchang", order, Action::Decline("发单".into()));
+    net.run_until_quiet();
+    net.act(&firm, order, Action::Accept);
+    net.act(&firm, order, Action::Dispatch("l013".into()));
+    net.act(&firm, order, Action::Close("已调解".into()));
+    net.run_until_quiet();
+    net.act("village-zhoutian", order, Action::Confirm);
+    net.run_until_quiet();
+
+    assert_eq!(
+        net.state("office-qiuchang", order).map(|s| s.status),
+        Some(Status::Confirmed)
+    );
+    let (roster, signed) = (net.roster.clone(), net.signed.clone());
+    net.restart_with("office-qiuchang", roster, signed, true);
+    let office = net.node("office-qiuchang");
+    assert_eq!(
+        office.books().count(),
+        0,
+        "the settled book stays on disk, not in memory"
+    );
+    assert_eq!(
+        office.book_hashes().len(),
+        1,
+        "but it is still held and summarised"
+    );
+    assert_eq!(
+        net.state("office-qiuchang", order).map(|s| s.status),
+        Some(Status::Confirmed)
+    );
+
+    // Reconnecting with equal books does not wake it; a new message from the firm does.
+    net.connect("office-qiuchang", &firm);
+    net.run_until_quiet();
+    assert_eq!(net.node("office-qiuchang").books().count(), 0);
+    net.act(&firm, order, Action::Message("回访：居民满意".into()));
+    net.run_until_quiet();
+    assert_eq!(net.node("office-qiuchang").books().count(), 1);
+    assert_eq!(net.heads("office-qiuchang"), net.heads(&firm));
+    assert_eq!(
+        net.state("office-qiuchang", order).map(|s| s.messages),
+        Some(1)
+    );
+}

@@ -328,7 +328,7 @@ pub struct Roster {
     paired: BTreeMap<SiteId, SiteId>,
     chains: BTreeMap<(AreaId, Channel), Vec<Tier>>,
     /// Per site: the areas whose books it may hold, by channel.
-    entitled: BTreeMap<SiteId, BTreeSet<(AreaId, Channel)>>,
+    entitled: BTreeMap<SiteId, BTreeMap<AreaId, BTreeSet<Channel>>>,
 }
 
 impl Roster {
@@ -500,7 +500,7 @@ impl Roster {
 
     fn resolve_chains(&mut self) -> Result<(), RosterError> {
         let mut chains = BTreeMap::new();
-        let mut entitled: BTreeMap<SiteId, BTreeSet<(AreaId, Channel)>> = BTreeMap::new();
+        let mut entitled: BTreeMap<SiteId, BTreeMap<AreaId, BTreeSet<Channel>>> = BTreeMap::new();
         for area in &self.doc.areas {
             for policy in &self.doc.policy.chains {
                 let mut tiers: Vec<Tier> = Vec::new();
@@ -535,7 +535,12 @@ impl Roster {
                     }
                 }
                 for h in holders {
-                    entitled.entry(h).or_default().insert(book.clone());
+                    entitled
+                        .entry(h)
+                        .or_default()
+                        .entry(book.0.clone())
+                        .or_default()
+                        .insert(book.1);
                 }
                 chains.insert(book, tiers);
             }
@@ -660,12 +665,17 @@ impl Roster {
     pub fn entitled(&self, site: &SiteId, book: &BookId) -> bool {
         self.entitled
             .get(site)
-            .is_some_and(|set| set.contains(&(book.area.clone(), book.channel)))
+            .and_then(|areas| areas.get(&book.area))
+            .is_some_and(|channels| channels.contains(&book.channel))
     }
 
     /// The (area, channel) pairs whose books `site` may hold.
-    pub fn entitlements(&self, site: &SiteId) -> impl Iterator<Item = &(AreaId, Channel)> {
-        self.entitled.get(site).into_iter().flatten()
+    pub fn entitlements(&self, site: &SiteId) -> impl Iterator<Item = (&AreaId, Channel)> {
+        self.entitled.get(site).into_iter().flat_map(|areas| {
+            areas
+                .iter()
+                .flat_map(|(a, chs)| chs.iter().map(move |c| (a, *c)))
+        })
     }
 
     /// The lawyers on duty at `site` on `date`: a date entry overrides the weekday entries.

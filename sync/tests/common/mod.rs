@@ -122,6 +122,11 @@ impl Net {
 
     /// Stop a node (its links drop) and start it again from what it persisted, under `roster`.
     pub fn restart(&mut self, s: &str, roster: Roster, signed: SignedRoster) {
+        self.restart_with(s, roster, signed, false);
+    }
+
+    /// Restart, optionally keeping settled books cold.
+    pub fn restart_with(&mut self, s: &str, roster: Roster, signed: SignedRoster, cold: bool) {
         let peers: Vec<SiteId> = self
             .links
             .iter()
@@ -147,6 +152,7 @@ impl Net {
             &mut self.rng,
         )
         .expect("replica");
+        replica.set_cold_settled(cold);
         for (book, bytes) in &stored {
             replica
                 .load_book(book.clone(), bytes, self.now)
