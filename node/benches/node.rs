@@ -159,7 +159,7 @@ async fn durable_vs_sled(n: usize) {
         db.flush_async().await.unwrap();
         bare.push(t.elapsed());
     }
-    let mut mesh = Mesh::start(
+    let mesh = Mesh::start(
         &Roster::huiyang().unwrap(),
         Some(&["village-zhoutian"]),
         Clock::wall(),
@@ -299,11 +299,11 @@ fn startup_with_stored_orders(n: usize) {
         // (the office answered them itself); the current month's are still open.
         if month < 19 {
             use lawmesh_sync::replica::Action;
-            replica.act(now + 1, id, Action::Accept).unwrap();
-            replica
+            let _ = replica.act(now + 1, id, Action::Accept).unwrap();
+            let _ = replica
                 .act(now + 2, id, Action::Close("已解答".into()))
                 .unwrap();
-            replica.act(now + 3, id, Action::Confirm).unwrap();
+            let _ = replica.act(now + 3, id, Action::Confirm).unwrap();
         }
     }
     let store = Store::open(&nd.store_path()).unwrap();
