@@ -178,6 +178,8 @@ pub(crate) struct Engine {
     pub(crate) healing: bool,
     /// The scenario's outage rules, resolved to links and nodes.
     pub(crate) outages: Vec<OutageTarget>,
+    /// Signatures already checked by some replica of this run.
+    pub(crate) verified: lawmesh_sync::event::SharedVerified,
     trace: Sha256,
 }
 
@@ -209,6 +211,8 @@ impl Engine {
         })?;
         let start = day_start(start_date, offset);
         let mut nodes = Vec::with_capacity(secrets.len());
+        // Every replica of the run checks a given event's signature once between them.
+        let verified = lawmesh_sync::event::VerifiedEvents::shared(1 << 20);
         for (site, secret) in roster.sites().iter().zip(secrets) {
             let skew = (rng.normal() * sc.nodes.clock_skew_ms).round() as i64;
             let mut replica = Replica::new(
@@ -219,6 +223,7 @@ impl Engine {
                 rng.core(),
             )?;
             replica.set_resync_after(sc.nodes.resync_after_ms);
+            replica.set_verified_cache(verified.clone());
             nodes.push(SimNode {
                 site: site.id.clone(),
                 kind: site.kind,
@@ -275,6 +280,7 @@ impl Engine {
             truth: Truth::default(),
             healing: false,
             outages,
+            verified,
             trace: Sha256::new(),
             roster,
         })

@@ -247,6 +247,7 @@ impl Engine {
             }
         };
         replica.set_resync_after(self.sc.nodes.resync_after_ms);
+        replica.set_verified_cache(self.verified.clone());
         let local = n.local(self.now);
         for (book, stored) in &n.disk.books {
             if let Err(e) = replica.load_book(book.clone(), &stored.bytes, local) {

@@ -213,12 +213,23 @@ impl Book {
         message: sync::Message,
         check: impl Fn(&SignedEvent) -> Result<(), String>,
     ) -> Result<Vec<SignedEvent>, BookError> {
+        self.receive_with(state, message, check, None)
+    }
+
+    /// [`Book::receive`], skipping signature checks of events a shared cache has seen verified.
+    pub fn receive_with(
+        &mut self,
+        state: &mut sync::State,
+        message: sync::Message,
+        check: impl Fn(&SignedEvent) -> Result<(), String>,
+        verified: Option<&crate::event::SharedVerified>,
+    ) -> Result<Vec<SignedEvent>, BookError> {
         let before = self.doc.get_heads();
         let mut log = PatchLog::active();
         self.doc
             .receive_sync_message_log_patches(state, message, &mut log)?;
         let patches = self.doc.make_patches(&mut log);
-        match self.vet(patches, &check) {
+        match self.vet(patches, &check, verified) {
             Ok(new) => {
                 let mut added = Vec::new();
                 for ev in new {
@@ -243,6 +254,7 @@ impl Book {
         &self,
         patches: Vec<automerge::Patch>,
         check: &impl Fn(&SignedEvent) -> Result<(), String>,
+        verified: Option<&crate::event::SharedVerified>,
     ) -> Result<Vec<SignedEvent>, String> {
         let mut new = Vec::new();
         for patch in patches {
@@ -291,7 +303,11 @@ impl Book {
                     return Err(format!("rewrites event {key}"));
                 }
             }
-            let ev = SignedEvent::decode_stored(&key, bytes, true).map_err(|e| e.to_string())?;
+            let ev = match verified {
+                Some(cache) => SignedEvent::decode_verified(&key, bytes, cache),
+                None => SignedEvent::decode_stored(&key, bytes, true),
+            }
+            .map_err(|e| e.to_string())?;
             if self.contains(&ev.event.order, &ev.id) {
                 continue;
             }

@@ -11,7 +11,9 @@ use crate::keys::{self, SecretKey};
 use crate::time::Stamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 const DOMAIN: &[u8] = b"lawmesh event v1\0";
@@ -293,6 +295,42 @@ impl fmt::Debug for EventId {
     }
 }
 
+/// Ids of events whose signatures were already checked, to share between replicas that run in
+/// one process (the simulator runs a replica per site). It memoises a pure function: sharing it
+/// changes no result, only how often the same bytes are verified. Bounded: beyond its capacity
+/// it forgets the oldest ids (which are then simply verified again).
+#[derive(Debug)]
+pub struct VerifiedEvents {
+    set: HashSet<EventId>,
+    order: VecDeque<EventId>,
+    cap: usize,
+}
+
+/// A [`VerifiedEvents`] shared between replicas.
+pub type SharedVerified = Arc<Mutex<VerifiedEvents>>;
+
+impl VerifiedEvents {
+    /// A cache of at most `cap` ids, ready to share.
+    pub fn shared(cap: usize) -> SharedVerified {
+        Arc::new(Mutex::new(VerifiedEvents {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+        }))
+    }
+
+    fn insert(&mut self, id: EventId) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 /// Why stored or received event bytes were refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum EventError {
@@ -375,6 +413,24 @@ impl SignedEvent {
         })
     }
 
+    /// Like [`SignedEvent::decode_stored`] with verification, but skip the signature check for
+    /// bytes whose id `verified` already holds (and remember the ones checked here).
+    pub fn decode_verified(
+        key: &str,
+        bytes: &[u8],
+        verified: &SharedVerified,
+    ) -> Result<SignedEvent, EventError> {
+        let id = EventId::of(bytes);
+        let known = verified.lock().is_ok_and(|v| v.set.contains(&id));
+        let ev = Self::decode_stored(key, bytes, !known)?;
+        if !known {
+            if let Ok(mut v) = verified.lock() {
+                v.insert(id);
+            }
+        }
+        Ok(ev)
+    }
+
     /// Decode bytes found under `key` in a book, checking the key is the event's id. With
     /// `verify` false the signature is not checked again: for the node's own store, whose
     /// events were all verified when they arrived (the id, a hash over the signed bytes, is
@@ -446,6 +502,31 @@ mod tests {
             SignedEvent::decode_stored("00", signed.bytes(), true),
             Err(EventError::WrongKey { .. })
         ));
+    }
+
+    #[test]
+    fn a_shared_verified_cache_never_lets_a_forgery_through_and_stays_bounded() {
+        let key = SecretKey::from_bytes([5; 32]);
+        let cache = VerifiedEvents::shared(2);
+        let good = created(&key).sign(&key);
+        assert!(SignedEvent::decode_verified(&good.id.key(), good.bytes(), &cache).is_ok());
+        assert!(SignedEvent::decode_verified(&good.id.key(), good.bytes(), &cache).is_ok());
+        // A forgery has other bytes, hence another id: the cache does not vouch for it.
+        let mut forged = good.bytes().to_vec();
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        let forged_id = EventId::of(&forged).key();
+        assert!(matches!(
+            SignedEvent::decode_verified(&forged_id, &forged, &cache),
+            Err(EventError::BadSignature(_))
+        ));
+        for n in 0..5u64 {
+            let mut ev = created(&key);
+            ev.stamp.ms += n;
+            let e = ev.sign(&key);
+            SignedEvent::decode_verified(&e.id.key(), e.bytes(), &cache).unwrap();
+        }
+        assert!(cache.lock().unwrap().set.len() <= 2);
     }
 
     #[test]

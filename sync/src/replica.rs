@@ -230,6 +230,7 @@ pub struct Replica {
     timers: BTreeSet<(Millis, BookId, OrderId)>,
     timer_of: BTreeMap<OrderId, Millis>,
     resync_after: Millis,
+    verified: Option<crate::event::SharedVerified>,
 }
 
 impl Replica {
@@ -267,7 +268,15 @@ impl Replica {
             timers: BTreeSet::new(),
             timer_of: BTreeMap::new(),
             resync_after: DEFAULT_RESYNC_AFTER_MS,
+            verified: None,
         })
+    }
+
+    /// Share a cache of verified event ids with other replicas in this process (see
+    /// [`crate::event::VerifiedEvents`]); each event's signature is then checked once per
+    /// process instead of once per replica.
+    pub fn set_verified_cache(&mut self, cache: crate::event::SharedVerified) {
+        self.verified = Some(cache);
     }
 
     /// Set how long to wait for a silent peer before resyncing.
@@ -920,7 +929,7 @@ impl Replica {
             _ => Ok(()),
         };
         let added = book
-            .receive(state, message, check)
+            .receive_with(state, message, check, self.verified.as_ref())
             .map_err(|e| e.to_string())?;
         fx.persist.push(Persist::SyncState {
             peer: from,
