@@ -151,6 +151,10 @@ fn bench_divergence(k: usize) {
     let base: Vec<OrderId> = (0..1_000)
         .map(|_| net.new_order(sites[0], Channel::Consultation, "land", false))
         .collect();
+    // The office has triaged them all and sent them on (发单): the firm is on call.
+    for o in &base {
+        net.act(sites[0], *o, Action::Decline("发单".into()));
+    }
     net.run_until_quiet();
     net.disconnect(sites[0], sites[1]);
     // Apart: the office takes k new requests; the firm accepts k of the shared orders.
