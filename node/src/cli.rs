@@ -18,7 +18,7 @@ use std::process::ExitCode;
 /// lawmesh: offline-first legal-service orders for a district's kiosks, offices, firms and
 /// centres.
 #[derive(Parser, Debug)]
-#[command(name = "lawmesh", version, about)]
+#[command(name = "lawmesh", version)]
 pub struct Cli {
     /// Print results as JSON (stable shapes, documented in the README).
     #[arg(long, global = true)]

@@ -66,27 +66,8 @@ impl Mesh {
         };
         let mut nodes = BTreeMap::new();
         for site in wanted {
-            let dir = root.path().join(site.as_str());
-            let node = start_node(&dir, clock.clone()).await?;
-            let key = crate::dir::NodeDir::open(&dir)
-                .map_err(|e| e.to_string())?
-                .secret
-                .public();
-            let addr = node
-                .listen_addrs
-                .first()
-                .cloned()
-                .ok_or("node has no listen address")?
-                .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
-            nodes.insert(
-                site,
-                MeshNode {
-                    node,
-                    key,
-                    addr,
-                    dir,
-                },
-            );
+            let node = start_node(root.path().join(site.as_str()), clock.clone()).await?;
+            nodes.insert(site, node);
         }
         Ok(Mesh {
             root,
@@ -99,27 +80,8 @@ impl Mesh {
 
     /// Restart a node from its directory (after [`Mesh::stop`]).
     pub async fn restart(&mut self, site: &str) -> Result<(), String> {
-        let dir = self.root.path().join(site);
-        let node = start_node(&dir, self.clock.clone()).await?;
-        let key = crate::dir::NodeDir::open(&dir)
-            .map_err(|e| e.to_string())?
-            .secret
-            .public();
-        let addr = node
-            .listen_addrs
-            .first()
-            .cloned()
-            .ok_or("node has no listen address")?
-            .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
-        self.nodes.insert(
-            SiteId::from(site),
-            MeshNode {
-                node,
-                key,
-                addr,
-                dir,
-            },
-        );
+        let node = start_node(self.root.path().join(site), self.clock.clone()).await?;
+        self.nodes.insert(SiteId::from(site), node);
         let links: Vec<(SiteId, SiteId)> = self
             .links
             .iter()
@@ -339,14 +301,30 @@ impl Mesh {
     }
 }
 
-async fn start_node(dir: &std::path::Path, clock: Clock) -> Result<Node, String> {
+async fn start_node(dir: PathBuf, clock: Clock) -> Result<MeshNode, String> {
     let config = NodeConfig {
-        dir: dir.to_owned(),
+        dir: dir.clone(),
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?],
         peers: Vec::new(),
         mdns: false,
         clock,
         control: true,
     };
-    node::start(config).await.map_err(|e| e.to_string())
+    let node = node::start(config).await.map_err(|e| e.to_string())?;
+    let key = crate::dir::NodeDir::open(&dir)
+        .map_err(|e| e.to_string())?
+        .secret
+        .public();
+    let addr = node
+        .listen_addrs
+        .first()
+        .cloned()
+        .ok_or("node has no listen address")?
+        .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
+    Ok(MeshNode {
+        node,
+        key,
+        addr,
+        dir,
+    })
 }
