@@ -611,6 +611,23 @@ async fn act(
         .await
 }
 
+/// The next order whose state changed, as the node now shows it; `None` once the node stops.
+async fn next_changed(
+    client: &crate::node::Client,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+) -> Option<(String, Value)> {
+    loop {
+        let order = match events.recv().await {
+            Ok(Event::OrderChanged { order, .. }) => order.to_string(),
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return None,
+        };
+        if let Ok(o) = client.request(Request::Show { id: order.clone() }).await {
+            return Some((order, o));
+        }
+    }
+}
+
 /// A site's staff: react to what their node shows them.
 async fn staff(
     story: Arc<Story>,
@@ -619,16 +636,7 @@ async fn staff(
     mut events: tokio::sync::broadcast::Receiver<Event>,
 ) {
     let kind = story.roster.site(&site).map(|s| s.kind);
-    loop {
-        let order = match events.recv().await {
-            Ok(Event::OrderChanged { order, .. }) => order.to_string(),
-            Ok(_) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(_) => return,
-        };
-        let Ok(o) = client.request(Request::Show { id: order.clone() }).await else {
-            continue;
-        };
+    while let Some((order, o)) = next_changed(&client, &mut events).await {
         if story.is_scripted(&site, &order) || story.absent.lock().is_ok_and(|a| a.contains(&site))
         {
             continue;
@@ -731,16 +739,7 @@ async fn timeline(
     mut events: tokio::sync::broadcast::Receiver<Event>,
 ) {
     let mut last: BTreeMap<String, (String, String, String, usize, String)> = BTreeMap::new();
-    loop {
-        let order = match events.recv().await {
-            Ok(Event::OrderChanged { order, .. }) => order.to_string(),
-            Ok(_) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(_) => return,
-        };
-        let Ok(o) = client.request(Request::Show { id: order.clone() }).await else {
-            continue;
-        };
+    while let Some((order, o)) = next_changed(&client, &mut events).await {
         let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
         let status = s(&o["status"]);
         let on_call = s(&o["on_call"]["site"]);

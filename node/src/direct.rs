@@ -6,7 +6,6 @@ use crate::clock::Clock;
 use crate::dir::NodeDir;
 use crate::ops::{self, Request};
 use crate::store::Store;
-use lawmesh_sync::replica::Replica;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -15,23 +14,11 @@ use std::path::Path;
 pub fn execute(dir: &Path, req: Request) -> Result<Value, String> {
     let nd = NodeDir::open(dir).map_err(|e| e.to_string())?;
     let store = Store::open(&nd.store_path()).map_err(|e| e.to_string())?;
-    let loaded = store.load().map_err(|e| e.to_string())?;
-    let roster = nd.roster().map_err(|e| e.to_string())?;
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut replica = Replica::new(
-        nd.secret.clone(),
-        nd.authority,
-        roster,
-        Some(nd.signed.clone()),
-        &mut rng,
-    )
-    .map_err(|e| e.to_string())?;
     let now = Clock::wall().now();
-    for (book, bytes) in &loaded.books {
-        replica
-            .load_book(book.clone(), bytes, now)
-            .map_err(|e| format!("stored book {book}: {e}"))?;
-    }
+    let mut replica = crate::restore::restore(&nd, &store, now, &mut rng)
+        .map_err(|e| e.to_string())?
+        .replica;
     if req == Request::Status {
         let mut status = ops::status_json(&replica, replica.site());
         status["running"] = json!(false);

@@ -14,4 +14,5 @@ pub mod mesh;
 pub mod net;
 pub mod node;
 pub mod ops;
+pub mod restore;
 pub mod store;

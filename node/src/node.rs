@@ -15,7 +15,6 @@ use crate::store::{Store, StoreError};
 use futures::StreamExt;
 use lawmesh_sync::ids::{BookId, NodeKey, OrderId, SiteId};
 use lawmesh_sync::replica::{Effects, Persist, Replica};
-use lawmesh_sync::roster::signed::SignedRoster;
 use lawmesh_sync::time::Millis;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
@@ -227,59 +226,12 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let started = Instant::now();
     let dir = NodeDir::open(&config.dir)?;
     let store = Store::open(&dir.store_path())?;
-    let loaded = store.load()?;
-    let mut roster = dir.roster()?;
-    let mut signed = dir.signed.clone();
-    if let Some(bytes) = &loaded.roster {
-        if let Ok(s) = SignedRoster::decode(bytes) {
-            if let Ok(newer) = s.open(&dir.authority, Some(roster.version())) {
-                roster = newer;
-                signed = s;
-            }
-        }
-    }
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut replica = Replica::new(
-        dir.secret.clone(),
-        dir.authority,
-        roster,
-        Some(signed),
-        &mut rng,
-    )
-    .map_err(|e| NodeError::Replica(e.to_string()))?;
-    let now = config.clock.now();
-    replica.set_cold_settled(true);
-    // One book at a time: a settled book goes cold as soon as it is read, so memory stays
-    // near the size of the open books rather than of the whole history.
-    let mut markers = loaded.cold;
-    for (book, bytes) in loaded.books {
-        if let Some(marker) = markers.remove(&book) {
-            replica.load_cold_book(book, bytes, marker);
-            continue;
-        }
-        replica
-            .load_book(book.clone(), &bytes, now)
-            .map_err(|e| NodeError::Book {
-                book: book.clone(),
-                why: e.to_string(),
-            })?;
-    }
-    for (peer, book, bytes) in &loaded.sync_states {
-        replica.load_sync_state(*peer, book.clone(), bytes);
-    }
-    // Books found settled on this start are marked, so the next start skips reading them.
-    let mut marked = false;
-    for (book, _, _) in replica.book_hashes() {
-        if let Some(marker) = replica.cold_marker(&book) {
-            if !store.has_cold_marker(&book) {
-                store.put_cold_marker(&book, marker)?;
-                marked = true;
-            }
-        }
-    }
-    if marked {
+    let restored = crate::restore::restore(&dir, &store, config.clock.now(), &mut rng)?;
+    if restored.marked {
         store.flush().await?;
     }
+    let replica = restored.replica;
     let site = replica.site().clone();
 
     let mut swarm = net::build_swarm(&dir.secret, config.mdns).map_err(NodeError::Net)?;
@@ -344,7 +296,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         dials,
         events: events_tx,
         wake_at: None,
-        chunk_counts: loaded.chunk_counts,
+        chunk_counts: restored.chunk_counts,
         bytes_sent: 0,
         bytes_received: 0,
     };

@@ -64,6 +64,21 @@ async fn show(mesh: &Mesh, site: &str, id: &str) -> Value {
 
 const QIUCHANG: [&str; 3] = ["village-zhoutian", "office-qiuchang", "firm-hongtai"];
 
+/// The 秋长 office and its paired firm, running and linked.
+async fn office_and_paired_firm(seed: u64) -> Mesh {
+    let mut mesh = Mesh::start(
+        &Roster::huiyang().unwrap(),
+        Some(&QIUCHANG[1..]),
+        Clock::wall(),
+        seed,
+    )
+    .await
+    .unwrap();
+    mesh.link("office-qiuchang", "firm-hongtai").await;
+    mesh.wait_linked(Duration::from_secs(10)).await.unwrap();
+    mesh
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_village_queues_then_its_office_relays_everything_to_the_paired_firm() {
     let mut mesh = Mesh::start(
@@ -255,16 +270,7 @@ async fn concurrent_accepts_across_a_partition_settle_on_one_winner_everywhere()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_outside_the_roster_is_disconnected_and_receives_no_book_bytes() {
-    let mut mesh = Mesh::start(
-        &Roster::huiyang().unwrap(),
-        Some(&QIUCHANG[1..]),
-        Clock::wall(),
-        3,
-    )
-    .await
-    .unwrap();
-    mesh.link("office-qiuchang", "firm-hongtai").await;
-    mesh.wait_linked(Duration::from_secs(10)).await.unwrap();
+    let mesh = office_and_paired_firm(3).await;
     mesh.request("office-qiuchang", request("land", true))
         .await
         .unwrap();
@@ -286,16 +292,7 @@ async fn a_key_outside_the_roster_is_disconnected_and_receives_no_book_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_frames_close_that_connection_and_the_node_serves_on() {
-    let mut mesh = Mesh::start(
-        &Roster::huiyang().unwrap(),
-        Some(&QIUCHANG[1..]),
-        Clock::wall(),
-        4,
-    )
-    .await
-    .unwrap();
-    mesh.link("office-qiuchang", "firm-hongtai").await;
-    mesh.wait_linked(Duration::from_secs(10)).await.unwrap();
+    let mesh = office_and_paired_firm(4).await;
     // A registered key (an unpaired firm's node, not running) gone bad.
     let bad_dir = mesh.root.path().join("firm-danyuan");
     let bad_key = NodeDir::open(&bad_dir).unwrap().secret;
@@ -498,16 +495,7 @@ async fn wait_control(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_in_a_burst_loses_no_acknowledged_order() {
-    let mut mesh = Mesh::start(
-        &Roster::huiyang().unwrap(),
-        Some(&QIUCHANG[1..]),
-        Clock::wall(),
-        5,
-    )
-    .await
-    .unwrap();
-    mesh.link("office-qiuchang", "firm-hongtai").await;
-    mesh.wait_linked(Duration::from_secs(10)).await.unwrap();
+    let mesh = office_and_paired_firm(5).await;
     let office = mesh.node("office-qiuchang").unwrap().addr.clone();
     let kiosk = mesh.root.path().join("village-zhoutian");
     let mut acknowledged: Vec<String> = Vec::new();
