@@ -4,11 +4,95 @@
 //! computes the same single winner, and no order is left waiting for someone.
 
 use crate::engine::{Ending, Engine};
-use lawmesh_sync::book::HeadsHash;
-use lawmesh_sync::fold::fold_order;
+use lawmesh_sync::book::{Book, HeadsHash};
+use lawmesh_sync::event::SignedEvent;
+use lawmesh_sync::fold::{fold_order, OrderState};
 use lawmesh_sync::ids::{BookId, OrderId};
+use lawmesh_sync::time::Millis;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// One readable copy of a book: in memory at some replica, or read from a cold replica's
+/// stored bytes (a settled book a restarted node holds without reading it, as the node does).
+#[derive(Debug)]
+enum Copy<'a> {
+    Warm(&'a Book),
+    Read(Book),
+}
+
+impl Copy<'_> {
+    fn book(&self) -> &Book {
+        match self {
+            Copy::Warm(b) => b,
+            Copy::Read(b) => b,
+        }
+    }
+}
+
+/// Every book held in the quiet mesh: who holds it at which heads, and one copy to read.
+/// Copies with equal heads hashes are the same document, so one copy serves every holder
+/// whose hash matches it; differing hashes are an end-check failure of their own.
+#[derive(Debug)]
+pub(crate) struct Held<'a> {
+    holders: BTreeMap<BookId, Vec<(usize, HeadsHash)>>,
+    copies: BTreeMap<BookId, Copy<'a>>,
+    unreadable: Vec<String>,
+}
+
+impl Held<'_> {
+    /// The events of an order in a book, from the copy read.
+    pub(crate) fn events(&self, book: &BookId, order: &OrderId) -> Option<&[SignedEvent]> {
+        self.copies.get(book)?.book().events(order)
+    }
+
+    /// An order's state at `now` (a node's clock), folded from the copy read.
+    pub(crate) fn order(
+        &self,
+        engine: &Engine,
+        order: &OrderId,
+        book: &BookId,
+        now: Millis,
+    ) -> Option<OrderState> {
+        fold_order(book, *order, self.events(book, order)?, &engine.roster, now)
+    }
+}
+
+impl Engine {
+    /// Gather the books held across the mesh (warm and cold), reading one copy of each.
+    pub(crate) fn held(&self) -> Held<'_> {
+        let mut holders: BTreeMap<BookId, Vec<(usize, HeadsHash)>> = BTreeMap::new();
+        let mut copies: BTreeMap<BookId, Copy<'_>> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(r) = &n.replica else { continue };
+            for (book, hash, _) in r.book_hashes() {
+                if let Some(b) = r.book(&book) {
+                    copies.entry(book.clone()).or_insert(Copy::Warm(b));
+                }
+                holders.entry(book).or_default().push((i, hash));
+            }
+        }
+        let mut unreadable = Vec::new();
+        for (book, list) in &holders {
+            if copies.contains_key(book) {
+                continue;
+            }
+            let Some((i, _)) = list.first() else { continue };
+            let n = &self.nodes[*i];
+            match n.replica.as_ref().and_then(|r| r.read_cold(book)) {
+                Some(Ok(b)) => {
+                    copies.insert(book.clone(), Copy::Read(b));
+                }
+                Some(Err(e)) => unreadable.push(format!("{} cannot read book {book}: {e}", n.site)),
+                None => unreadable.push(format!("{} lost book {book}", n.site)),
+            }
+        }
+        Held {
+            holders,
+            copies,
+            unreadable,
+        }
+    }
+}
 
 /// At most this many failures are listed (the count is always complete).
 const MAX_LISTED: usize = 20;
@@ -36,7 +120,7 @@ pub struct EndCheck {
 
 impl Engine {
     /// Run the end check on the healed, quiet mesh.
-    pub(crate) fn end_check(&self, ending: &Ending) -> EndCheck {
+    pub(crate) fn end_check(&self, ending: &Ending, held: &Held<'_>) -> EndCheck {
         let mut failures: Vec<String> = Vec::new();
         if !ending.quiescent {
             failures.push(format!(
@@ -47,18 +131,15 @@ impl Engine {
         for r in &self.truth.refusals {
             failures.push(format!("refusal: {r}"));
         }
-        let mut holders: BTreeMap<&BookId, Vec<(usize, HeadsHash)>> = BTreeMap::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            let Some(r) = &n.replica else {
+        for n in &self.nodes {
+            if n.replica.is_none() {
                 failures.push(format!("{} is still down after healing", n.site));
-                continue;
-            };
-            for b in r.books() {
-                holders.entry(b.id()).or_default().push((i, b.heads_hash()));
             }
         }
+        failures.extend(held.unreadable.iter().cloned());
+        let holders = &held.holders;
         let mut copies = 0;
-        for (book, list) in &holders {
+        for (book, list) in holders {
             copies += list.len();
             let held: BTreeSet<usize> = list.iter().map(|(i, _)| *i).collect();
             for (j, n) in self.nodes.iter().enumerate() {
@@ -87,15 +168,11 @@ impl Engine {
         }
         // Orders: each acknowledged order in exactly one book, nothing else.
         let mut found: BTreeMap<OrderId, &BookId> = BTreeMap::new();
-        for (book, list) in &holders {
-            let Some(b) = list
-                .first()
-                .and_then(|(i, _)| self.nodes[*i].replica.as_ref())
-                .and_then(|r| r.book(book))
-            else {
+        for book in holders.keys() {
+            let Some(copy) = held.copies.get(book) else {
                 continue;
             };
-            for (order, _) in b.orders() {
+            for (order, _) in copy.book().orders() {
                 if let Some(other) = found.insert(*order, book) {
                     failures.push(format!("order {order} is in two books: {other} and {book}"));
                 }
@@ -111,17 +188,17 @@ impl Engine {
                 failures.push(format!("order {order} appeared that no resident made"));
             }
         }
-        // One winner, the same everywhere, and nobody left waiting.
+        // One winner, the same everywhere, and nobody left waiting: every holder folds the copy
+        // on its own clock (a holder with other heads has already failed the identity check).
         let at = ending.quiet_at;
         for (order, book) in &found {
             let mut winners = BTreeSet::new();
             let mut open = false;
-            for (i, _) in holders.get(book).into_iter().flatten() {
+            let Some(events) = held.events(book, order) else {
+                continue;
+            };
+            for (i, _) in holders.get(*book).into_iter().flatten() {
                 let n = &self.nodes[*i];
-                let Some(events) = n.replica.as_ref().and_then(|r| r.book(book)?.events(order))
-                else {
-                    continue;
-                };
                 let Some(s) = fold_order(book, *order, events, &self.roster, n.local(at)) else {
                     failures.push(format!("{} cannot fold order {order}", n.site));
                     continue;

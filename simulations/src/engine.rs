@@ -224,6 +224,7 @@ impl Engine {
             )?;
             replica.set_resync_after(sc.nodes.resync_after_ms);
             replica.set_verified_cache(verified.clone());
+            replica.set_cold_settled(true);
             nodes.push(SimNode {
                 site: site.id.clone(),
                 kind: site.kind,

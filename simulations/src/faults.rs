@@ -248,9 +248,14 @@ impl Engine {
         };
         replica.set_resync_after(self.sc.nodes.resync_after_ms);
         replica.set_verified_cache(self.verified.clone());
+        replica.set_cold_settled(true);
         let local = n.local(self.now);
+        // As the node restores: books marked settled are held cold without reading them, the
+        // others are read, and the ones found settled now are marked for the next start.
         for (book, stored) in &n.disk.books {
-            if let Err(e) = replica.load_book(book.clone(), &stored.bytes, local) {
+            if let Some(marker) = n.disk.markers.get(book) {
+                replica.load_cold_book(book.clone(), stored.bytes.clone(), marker.clone());
+            } else if let Err(e) = replica.load_book(book.clone(), &stored.bytes, local) {
                 let msg = format!("{} could not load its book {book}: {e}", n.site);
                 self.truth.refusals.push(msg);
             }
@@ -258,6 +263,14 @@ impl Engine {
         for ((peer, book), bytes) in &n.disk.states {
             replica.load_sync_state(*peer, book.clone(), bytes);
         }
+        let marks: Vec<_> = n
+            .disk
+            .books
+            .keys()
+            .filter(|b| !n.disk.markers.contains_key(*b))
+            .filter_map(|b| Some((b.clone(), replica.cold_marker(b)?.clone())))
+            .collect();
+        self.nodes[i].disk.markers.extend(marks);
         let fx = replica.tick(local);
         self.nodes[i].replica = Some(replica);
         self.apply(i, fx, false);

@@ -5,7 +5,7 @@
 //! Times are minutes unless a field says otherwise. Everything is computed from the healed
 //! replicas' books (the mesh's own account) and the simulator's record of when people acted.
 
-use crate::check::{round2, EndCheck};
+use crate::check::{round2, EndCheck, Held};
 use crate::engine::{Ending, Engine};
 use crate::hours::HOUR;
 use lawmesh_sync::fold::{fold_order, OrderState, Status};
@@ -317,19 +317,10 @@ fn label_index(l: &str) -> usize {
 }
 
 impl Engine {
-    fn events_of(
-        &self,
-        node: usize,
-        book: &BookId,
-        order: &OrderId,
-    ) -> Option<Vec<lawmesh_sync::event::SignedEvent>> {
-        let r = self.nodes[node].replica.as_ref()?;
-        Some(r.book(book)?.events(order)?.to_vec())
-    }
-
     /// Build the report and its detail after the end check.
     pub(crate) fn report(
         &self,
+        held: &Held<'_>,
         ending: &Ending,
         check: EndCheck,
         reproduce: String,
@@ -354,7 +345,8 @@ impl Engine {
             let state: Option<OrderState> = origin
                 .replica
                 .as_ref()
-                .and_then(|r| r.order(id, origin.local(ending.quiet_at)));
+                .and_then(|r| r.book_of(id))
+                .and_then(|book| held.order(self, id, book, origin.local(ending.quiet_at)));
             let mut row = OrderRow {
                 id: *id,
                 origin: origin.site.to_string(),
@@ -403,16 +395,17 @@ impl Engine {
                     }
                 }
                 // Overdue: the state just before the winning accept.
-                if let Some(events) = self.events_of(t.origin, &s.book, id) {
+                if let Some(events) = held.events(&s.book, id) {
                     let before: Vec<_> = events
-                        .into_iter()
+                        .iter()
                         .filter(|e| e.event.stamp < w.at)
+                        .cloned()
                         .collect();
                     row.overdue = fold_order(&s.book, *id, &before, &self.roster, w.at.ms)
                         .is_some_and(|b| b.status == Status::Overdue);
                 }
-            } else if let Some(events) = self.events_of(t.origin, &s.book, id) {
-                row.overdue = fold_order(&s.book, *id, &events, &self.roster, self.end)
+            } else if let Some(events) = held.events(&s.book, id) {
+                row.overdue = fold_order(&s.book, *id, events, &self.roster, self.end)
                     .is_some_and(|b| b.status == Status::Overdue);
             }
             if matches!(s.status, Status::Closed | Status::Confirmed) {
@@ -501,7 +494,7 @@ impl Engine {
                 },
             );
         }
-        overturned.lawyer_minutes_wasted = round2(self.wasted_minutes() / 60_000.0);
+        overturned.lawyer_minutes_wasted = round2(self.wasted_minutes(held) / 60_000.0);
         // Duty days over the simulated days.
         let duty_sites: std::collections::BTreeSet<_> = self
             .roster
@@ -586,7 +579,7 @@ impl Engine {
             end_check: check,
         };
         let detail = Detail {
-            backlog: self.backlog(&backlog_orders),
+            backlog: self.backlog(held, &backlog_orders),
             orders: rows,
             start: self.start,
             utc_offset_minutes: self.offset,
@@ -595,7 +588,7 @@ impl Engine {
     }
 
     /// Lawyer-minutes (ms) spent by sites on orders another site won.
-    fn wasted_minutes(&self) -> f64 {
+    fn wasted_minutes(&self, held: &Held<'_>) -> f64 {
         let mut jobs = self.truth.jobs.clone();
         jobs.extend(self.staff.unfinished(self.now));
         let mut wasted = 0u64;
@@ -607,7 +600,8 @@ impl Engine {
             let winner = origin
                 .replica
                 .as_ref()
-                .and_then(|r| r.order(&j.order, origin.local(self.now)))
+                .and_then(|r| r.book_of(&j.order))
+                .and_then(|book| held.order(self, &j.order, book, origin.local(self.now)))
                 .and_then(|s| s.winner.map(|w| w.site));
             if winner.is_some_and(|w| w != self.nodes[j.node].site) {
                 wasted += j.end.saturating_sub(j.start);
@@ -620,6 +614,7 @@ impl Engine {
     /// event so far would show (events after the sample time left out).
     fn backlog(
         &self,
+        held: &Held<'_>,
         orders: &[(BookId, OrderId, usize, Millis, Millis)],
     ) -> Vec<(Millis, [u32; 6])> {
         let step = if self.days <= 62 { HOUR } else { 6 * HOUR };
@@ -627,8 +622,8 @@ impl Engine {
         let mut out: Vec<(Millis, [u32; 6])> = (0..samples)
             .map(|k| (self.start + k as Millis * step, [0; 6]))
             .collect();
-        for (book, id, origin, from, until) in orders {
-            let Some(events) = self.events_of(*origin, book, id) else {
+        for (book, id, _origin, from, until) in orders {
+            let Some(events) = held.events(book, id) else {
                 continue;
             };
             let first = from.saturating_sub(self.start).div_ceil(step) as usize;

@@ -25,7 +25,8 @@ pub fn run(
     let days = days.unwrap_or(scenario.days).max(1);
     let mut engine = Engine::new(scenario, seed, days)?;
     let ending = engine.run(progress);
-    let check = engine.end_check(&ending);
-    let (report, detail) = engine.report(&ending, check, scenario.command(seed, days));
+    let held = engine.held();
+    let check = engine.end_check(&ending, &held);
+    let (report, detail) = engine.report(&held, &ending, check, scenario.command(seed, days));
     Ok(Outcome { report, detail })
 }

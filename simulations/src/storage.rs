@@ -6,7 +6,7 @@
 //! Books whose appended chunks outgrow their last snapshot are compacted, as the node does.
 
 use lawmesh_sync::ids::{BookId, NodeKey};
-use lawmesh_sync::replica::Persist;
+use lawmesh_sync::replica::{ColdMarker, Persist};
 use std::collections::BTreeMap;
 
 /// One book on disk: a snapshot followed by appended chunks.
@@ -24,6 +24,10 @@ pub(crate) struct StoredBook {
 pub(crate) struct Storage {
     pub(crate) books: BTreeMap<BookId, StoredBook>,
     pub(crate) states: BTreeMap<(NodeKey, BookId), Vec<u8>>,
+    /// Markers of settled books, saved beside them so a restart need not read them (as the
+    /// node does). Valid for the stored bytes they were made from: any write to the book drops
+    /// its marker first.
+    pub(crate) markers: BTreeMap<BookId, ColdMarker>,
     staged: Vec<Persist>,
     /// A flush is scheduled.
     pub(crate) flush_due: bool,
@@ -41,6 +45,11 @@ const COMPACT_AFTER_CHUNKS: u32 = 256;
 impl Storage {
     /// Stage writes; returns true if there is something to flush.
     pub(crate) fn stage(&mut self, persist: Vec<Persist>) -> bool {
+        for p in &persist {
+            if let Persist::BookChunk { book, .. } | Persist::BookSnapshot { book, .. } = p {
+                self.markers.remove(book);
+            }
+        }
         self.staged.extend(persist);
         !self.staged.is_empty()
     }
@@ -61,6 +70,9 @@ impl Storage {
 
     /// Write one item to disk (a compaction snapshot is written this way, flushed at once).
     pub(crate) fn write(&mut self, p: Persist) -> Option<BookId> {
+        if let Persist::BookChunk { book, .. } | Persist::BookSnapshot { book, .. } = &p {
+            self.markers.remove(book);
+        }
         match p {
             Persist::BookChunk { book, bytes } => {
                 self.bytes += bytes.len() as u64;
@@ -126,5 +138,30 @@ mod tests {
         assert_eq!(s.books[&book()].bytes, vec![1, 2, 3]);
         assert_eq!(s.lost_writes, 1);
         assert_eq!(s.bytes, 3);
+    }
+
+    #[test]
+    fn a_write_to_a_book_drops_its_cold_marker_first() {
+        let mut s = Storage::default();
+        let marker = ColdMarker {
+            heads: Vec::new(),
+            hash: [7; 32],
+            orders: Vec::new(),
+            last_stamp: Default::default(),
+        };
+        s.markers.insert(book(), marker.clone());
+        s.stage(vec![Persist::BookChunk {
+            book: book(),
+            bytes: vec![1],
+        }]);
+        assert!(s.markers.is_empty(), "staging a chunk must drop the marker");
+        s.crash();
+        assert!(s.markers.is_empty(), "a lost chunk does not bring it back");
+        s.markers.insert(book(), marker);
+        s.write(Persist::BookSnapshot {
+            book: book(),
+            bytes: vec![2],
+        });
+        assert!(s.markers.is_empty(), "a compaction snapshot drops it too");
     }
 }

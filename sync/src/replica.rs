@@ -414,7 +414,13 @@ impl Replica {
         }
         Ok(())
     }
-    /// One book.
+    /// A cold book read from its stored bytes, leaving it cold (`None` if it is not cold).
+    pub fn read_cold(&self, id: &BookId) -> Option<Result<Book, BookError>> {
+        let cold = self.cold.get(id)?;
+        Some(Book::load(id.clone(), self.actor.clone(), &cold.bytes))
+    }
+
+    /// One book held in memory (cold books are not: see [`Replica::read_cold`]).
     pub fn book(&self, id: &BookId) -> Option<&Book> {
         self.books.get(id)
     }
@@ -452,8 +458,7 @@ impl Replica {
         match self.books.get(book_id) {
             Some(book) => fold_order(book_id, *id, book.events(id)?, &self.roster, now),
             None => {
-                let cold = self.cold.get(book_id)?;
-                let book = Book::load(book_id.clone(), self.actor.clone(), &cold.bytes).ok()?;
+                let book = self.read_cold(book_id)?.ok()?;
                 fold_order(book_id, *id, book.events(id)?, &self.roster, now)
             }
         }
