@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug)]
 enum Copy<'a> {
     Warm(&'a Book),
-    Read(Book),
+    Read(Box<Book>),
 }
 
 impl Copy<'_> {
@@ -80,7 +80,7 @@ impl Engine {
             let n = &self.nodes[*i];
             match n.replica.as_ref().and_then(|r| r.read_cold(book)) {
                 Some(Ok(b)) => {
-                    copies.insert(book.clone(), Copy::Read(b));
+                    copies.insert(book.clone(), Copy::Read(Box::new(b)));
                 }
                 Some(Err(e)) => unreadable.push(format!("{} cannot read book {book}: {e}", n.site)),
                 None => unreadable.push(format!("{} lost book {book}", n.site)),
