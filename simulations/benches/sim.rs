@@ -11,6 +11,10 @@ use lawmesh_sim::run;
 use lawmesh_sim::scenario::Scenario;
 use std::time::Instant;
 
+// The same allocator as the `lawmesh-sim` binary, so the figures are what a planner sees.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let only: Vec<String> = std::env::args()
         .skip(1)

@@ -14,6 +14,11 @@ use lawmesh_sim::{charts, csv, run, summary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Runs allocate and free many small buffers (sync messages, events); mimalloc does that faster
+/// than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 lawmesh-sim — outage simulations of the lawmesh mesh (the real sync rules on a virtual clock)
 
