@@ -201,7 +201,31 @@ impl Book {
 
     /// The next sync message for a peer, if any.
     pub fn generate_sync(&self, state: &mut sync::State) -> Option<sync::Message> {
+        if self.nothing_to_send(state) {
+            return None;
+        }
         self.doc.generate_sync_message(state)
+    }
+
+    /// The cases in which automerge's `generate_sync_message` answers `None`, found without
+    /// the bloom filter and change search it computes first: we already sent these heads and
+    /// either await the answer or the peer has told us it is at the same heads. A peer whose
+    /// last sync names changes we lack must get the reset message instead, so that case (and
+    /// every other) is left to automerge.
+    fn nothing_to_send(&self, state: &sync::State) -> bool {
+        if !state.have_responded || state.read_only || state.needs_reset {
+            return false;
+        }
+        let heads = self.doc.get_heads();
+        if heads.is_empty() || state.last_sent_heads != heads {
+            return false;
+        }
+        let reset = state
+            .their_have
+            .as_ref()
+            .and_then(|h| h.first())
+            .is_some_and(|h| !self.doc.get_missing_deps(&h.last_sync).is_empty());
+        !reset && (state.in_flight || state.their_heads.as_ref() == Some(&heads))
     }
 
     /// Apply a peer's sync message, checking every entry it writes. `check` judges each new
