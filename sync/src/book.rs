@@ -58,6 +58,10 @@ pub struct Book {
     orders: BTreeMap<OrderId, Vec<SignedEvent>>,
     event_count: usize,
     saved_heads: Vec<ChangeHash>,
+    /// The change chunks of the last received message, exactly as sent, when they are all the
+    /// book gained since it was last saved: the next incremental save is these bytes, with no
+    /// need to collect the changes out of the document again. Valid while the heads are these.
+    received: Option<(Vec<ChangeHash>, Vec<u8>)>,
 }
 
 impl Book {
@@ -71,6 +75,7 @@ impl Book {
             orders: BTreeMap::new(),
             event_count: 0,
             saved_heads: Vec::new(),
+            received: None,
         }
     }
 
@@ -86,6 +91,7 @@ impl Book {
             orders: BTreeMap::new(),
             event_count: 0,
             saved_heads: Vec::new(),
+            received: None,
         };
         let mut found = Vec::new();
         for item in book.doc.map_range(ROOT, ..) {
@@ -184,13 +190,22 @@ impl Book {
     /// The whole document, compacted.
     pub fn save(&mut self) -> Vec<u8> {
         self.saved_heads = self.doc.get_heads();
+        self.received = None;
         self.doc.save()
     }
 
     /// The changes since the last save (full or incremental), to append to storage. Empty if none.
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        let bytes = self.doc.save_after(&self.saved_heads);
-        self.saved_heads = self.doc.get_heads();
+        let heads = self.doc.get_heads();
+        let received = self.received.take();
+        if heads == self.saved_heads {
+            return Vec::new();
+        }
+        let bytes = match received {
+            Some((at, bytes)) if at == heads => bytes,
+            _ => self.doc.save_after(&self.saved_heads),
+        };
+        self.saved_heads = heads;
         bytes
     }
 
@@ -249,12 +264,35 @@ impl Book {
         verified: Option<&crate::event::SharedVerified>,
     ) -> Result<Vec<SignedEvent>, BookError> {
         let before = self.doc.get_heads();
+        self.received = None;
+        // Keep the message's change chunks to store as they are, if nothing is unsaved or
+        // waiting for dependencies now (so they will be all the book gains).
+        let raw = (self.saved_heads == before && self.doc.get_missing_deps(&[]).is_empty())
+            .then(|| {
+                message
+                    .changes
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect::<Vec<u8>>()
+            })
+            .filter(|raw| !raw.is_empty());
         let mut log = PatchLog::active();
         self.doc
             .receive_sync_message_log_patches(state, message, &mut log)?;
         let patches = self.doc.make_patches(&mut log);
         match self.vet(patches, &check, verified) {
             Ok(new) => {
+                // Stored as they are only if every byte is a whole change chunk the document
+                // now holds (so the bytes are exactly those changes) and nothing is left
+                // waiting: a load of the stored bytes then yields this document.
+                if let Some(raw) = raw {
+                    if change_chunk_hashes(&raw)
+                        .is_some_and(|hashes| self.doc.get_missing_deps(&hashes).is_empty())
+                    {
+                        self.received = Some((self.doc.get_heads(), raw));
+                    }
+                }
                 let mut added = Vec::new();
                 for ev in new {
                     if self.index(ev.clone()) {
@@ -342,6 +380,53 @@ impl Book {
     }
 }
 
+/// The first bytes of every automerge chunk.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// The chunk type of a single uncompressed change.
+const CHUNK_CHANGE: u8 = 1;
+
+/// The hashes of the changes in `raw`, if it is nothing but whole, uncompressed change chunks
+/// with valid checksums (magic, checksum, type, LEB128 length, data; the hash is SHA-256 of
+/// type, length and data, and the checksum its first four bytes). `None` for anything else
+/// (a document chunk, a compressed or bundled change, a truncated or corrupt chunk).
+fn change_chunk_hashes(mut raw: &[u8]) -> Option<Vec<ChangeHash>> {
+    let mut hashes = Vec::new();
+    while !raw.is_empty() {
+        let (magic, rest) = raw.split_first_chunk::<4>()?;
+        let (checksum, rest) = rest.split_first_chunk::<4>()?;
+        let (&kind, rest) = rest.split_first()?;
+        if *magic != CHUNK_MAGIC || kind != CHUNK_CHANGE {
+            return None;
+        }
+        let (len, used) = uleb128(rest)?;
+        let end = used.checked_add(usize::try_from(len).ok()?)?;
+        let data = rest.get(used..end)?;
+        let mut h = Sha256::new();
+        h.update([kind]);
+        h.update(&rest[..used]);
+        h.update(data);
+        let hash: [u8; 32] = h.finalize().into();
+        if hash[..4] != checksum[..] {
+            return None;
+        }
+        hashes.push(ChangeHash(hash));
+        raw = &rest[end..];
+    }
+    Some(hashes)
+}
+
+/// An unsigned LEB128 number at the start of `bytes`: (value, bytes used).
+fn uleb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
 /// Hash a set of heads (order-independent).
 pub fn heads_hash(heads: &[ChangeHash]) -> HeadsHash {
     let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
@@ -421,6 +506,125 @@ mod tests {
         let loaded = Book::load(book_id(), ActorId::from(&[2u8; 16][..]), &bytes).unwrap();
         assert_eq!(loaded.event_count(), 21);
         assert_eq!(loaded.heads_hash(), book.heads_hash());
+    }
+
+    /// One round of sync from `from` into `to` (first message only), storing what `to` saves.
+    fn one_message(
+        from: &mut Book,
+        to: &mut Book,
+        a: &mut sync::State,
+        b: &mut sync::State,
+        stored: &mut Vec<u8>,
+    ) -> Option<bool> {
+        let m = from.generate_sync(a)?;
+        to.receive(b, m, |_| Ok(())).unwrap();
+        let as_sent = to.received.is_some();
+        stored.extend(to.save_incremental());
+        if let Some(reply) = to.generate_sync(b) {
+            from.receive(a, reply, |_| Ok(())).unwrap();
+        }
+        Some(as_sent)
+    }
+
+    #[test]
+    fn received_changes_stored_as_sent_load_back_to_the_same_book() {
+        let key = SecretKey::from_bytes([1; 32]);
+        let mut writer = Book::new(book_id(), ActorId::from(&[1u8; 16][..]));
+        let mut other = Book::new(book_id(), ActorId::from(&[3u8; 16][..]));
+        let mut reader = Book::new(book_id(), ActorId::from(&[2u8; 16][..]));
+        let mut stored = Vec::new();
+        let (mut a, mut b) = (sync::State::new(), sync::State::new());
+        let (mut c, mut d) = (sync::State::new(), sync::State::new());
+        // A shared history first: automerge sends its whole document instead of changes when
+        // the changes would be over a third of it.
+        for n in 0..30 {
+            writer.insert(event(&key, 200 + n)).unwrap();
+        }
+        while one_message(&mut writer, &mut other, &mut c, &mut d, &mut Vec::new()).is_some() {}
+        while one_message(&mut writer, &mut reader, &mut a, &mut b, &mut stored).is_some() {}
+        let mut verbatim = 0;
+        for round in 0..12u8 {
+            // Two writers, merged before they reach the reader, so messages carry changes of
+            // several actors with dependencies between them.
+            writer.insert(event(&key, 2 * round)).unwrap();
+            other.insert(event(&key, 2 * round + 1)).unwrap();
+            while one_message(&mut other, &mut writer, &mut d, &mut c, &mut Vec::new()).is_some() {}
+            while let Some(as_sent) =
+                one_message(&mut writer, &mut reader, &mut a, &mut b, &mut stored)
+            {
+                verbatim += usize::from(as_sent);
+            }
+            // The reader writes too, between receipts.
+            reader.insert(event(&key, 100 + round)).unwrap();
+            stored.extend(reader.save_incremental());
+        }
+        assert!(verbatim >= 6, "messages were stored as sent ({verbatim})");
+        assert_eq!(reader.event_count(), 66);
+        let loaded = Book::load(book_id(), ActorId::from(&[9u8; 16][..]), &stored).unwrap();
+        assert_eq!(loaded.heads_hash(), reader.heads_hash());
+        assert_eq!(loaded.event_count(), 66);
+    }
+
+    #[test]
+    fn a_message_with_trailing_junk_is_not_stored_as_sent() {
+        let key = SecretKey::from_bytes([1; 32]);
+        let mut writer = Book::new(book_id(), ActorId::from(&[1u8; 16][..]));
+        let mut reader = Book::new(book_id(), ActorId::from(&[2u8; 16][..]));
+        let (mut a, mut b) = (sync::State::new(), sync::State::new());
+        let mut stored = Vec::new();
+        // A shared history, so the writer sends changes rather than its whole document.
+        for n in 10..20 {
+            writer.insert(event(&key, n)).unwrap();
+        }
+        while one_message(&mut writer, &mut reader, &mut a, &mut b, &mut stored).is_some() {}
+        writer.insert(event(&key, 1)).unwrap();
+        let mut m = writer.generate_sync(&mut a).unwrap();
+        let mut raw: Vec<u8> = m.changes.iter().flatten().copied().collect();
+        assert!(change_chunk_hashes(&raw).is_some_and(|h| !h.is_empty()));
+        raw.extend([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3, 4, 1, 0]);
+        assert_eq!(
+            change_chunk_hashes(&raw),
+            None,
+            "junk chunk has a bad checksum"
+        );
+        m.changes = raw.into();
+        reader.receive(&mut b, m, |_| Ok(())).unwrap();
+        assert!(reader.received.is_none(), "junk must not reach the store");
+        assert_eq!(reader.event_count(), 11, "the good change is taken");
+        stored.extend(reader.save_incremental());
+        let loaded = Book::load(book_id(), ActorId::from(&[9u8; 16][..]), &stored).unwrap();
+        assert_eq!(loaded.event_count(), 11);
+        assert_eq!(loaded.heads_hash(), reader.heads_hash());
+    }
+
+    #[test]
+    fn change_chunk_hashes_match_automerge_and_refuse_damage() {
+        let key = SecretKey::from_bytes([1; 32]);
+        let mut book = Book::new(book_id(), ActorId::from(&[1u8; 16][..]));
+        book.insert(event(&key, 1)).unwrap();
+        book.save_incremental();
+        book.insert(event(&key, 2)).unwrap();
+        let chunk = book.save_incremental();
+        assert_eq!(change_chunk_hashes(&chunk), Some(book.heads()));
+        let mut bad = chunk.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            change_chunk_hashes(&bad),
+            None,
+            "a changed byte breaks the checksum"
+        );
+        assert_eq!(
+            change_chunk_hashes(&chunk[..chunk.len() - 1]),
+            None,
+            "truncated"
+        );
+        assert_eq!(
+            change_chunk_hashes(&book.save()),
+            None,
+            "a document is not a change"
+        );
+        assert_eq!(change_chunk_hashes(&[]), Some(Vec::new()));
     }
 
     #[test]
