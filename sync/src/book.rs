@@ -265,6 +265,10 @@ impl Book {
     ) -> Result<Vec<SignedEvent>, BookError> {
         let before = self.doc.get_heads();
         self.received = None;
+        let message = match self.take_ack(state, message, &before) {
+            Ok(()) => return Ok(Vec::new()),
+            Err(message) => message,
+        };
         // Keep the message's change chunks to store as they are, if nothing is unsaved or
         // waiting for dependencies now (so they will be all the book gains).
         let raw = (self.saved_heads == before && self.doc.get_missing_deps(&[]).is_empty())
@@ -310,6 +314,49 @@ impl Book {
                 })
             }
         }
+    }
+
+    /// A peer's answer that it now has exactly our heads (no changes, nothing needed) is half
+    /// of all sync traffic. Automerge handles it by walking the book's whole history to trim
+    /// the hashes it sent; here the state is updated to the same result directly: every change
+    /// the book holds is an ancestor of heads equal to ours. Anything else is given back.
+    fn take_ack(
+        &self,
+        state: &mut sync::State,
+        message: sync::Message,
+        ours: &[ChangeHash],
+    ) -> Result<(), sync::Message> {
+        if !message.changes.is_empty()
+            || !message.need.is_empty()
+            || message.heads.is_empty()
+            || message.heads != ours
+            || state.read_only
+            || !self.doc.get_missing_deps(&[]).is_empty()
+        {
+            return Err(message);
+        }
+        // As automerge's `receive_sync_message`, step by step, for this case.
+        state.in_flight = false;
+        if let Some(flags) = message.flags {
+            let mut caps = vec![sync::Capability::MessageV2];
+            if flags.contains(sync::MessageFlags::SUPPORTS_SYNC_RESET) {
+                caps.push(sync::Capability::SyncReset);
+            }
+            state.their_capabilities = Some(caps);
+            if flags.contains(sync::MessageFlags::SYNC_RESET) {
+                state.sent_hashes.clear();
+            }
+            state.peer_read_only = flags.contains(sync::MessageFlags::READ_ONLY);
+        }
+        state
+            .sent_hashes
+            .retain(|h| !self.doc.get_missing_deps(&[*h]).is_empty());
+        state.last_sent_heads.clone_from(&message.heads);
+        state.shared_heads.clone_from(&message.heads);
+        state.their_have = Some(message.have);
+        state.their_heads = Some(message.heads);
+        state.their_need = Some(message.need);
+        Ok(())
     }
 
     fn vet(
@@ -595,6 +642,43 @@ mod tests {
         let loaded = Book::load(book_id(), ActorId::from(&[9u8; 16][..]), &stored).unwrap();
         assert_eq!(loaded.event_count(), 11);
         assert_eq!(loaded.heads_hash(), reader.heads_hash());
+    }
+
+    #[test]
+    fn an_ack_leaves_the_same_sync_state_as_automerge_would() {
+        let key = SecretKey::from_bytes([1; 32]);
+        let mut writer = Book::new(book_id(), ActorId::from(&[1u8; 16][..]));
+        let mut reader = Book::new(book_id(), ActorId::from(&[2u8; 16][..]));
+        let (mut a, mut b) = (sync::State::new(), sync::State::new());
+        let mut acks = 0;
+        for n in 0..40u8 {
+            writer.insert(event(&key, n)).unwrap();
+            if n % 3 == 0 {
+                reader.insert(event(&key, 100 + n)).unwrap();
+            }
+            for _ in 0..10 {
+                let Some(m) = writer.generate_sync(&mut a) else {
+                    break;
+                };
+                reader.receive(&mut b, m, |_| Ok(())).unwrap();
+                let Some(reply) = reader.generate_sync(&mut b) else {
+                    break;
+                };
+                // The writer takes the reply both ways; the states must agree.
+                let mut by_automerge = a.clone();
+                let mut doc = writer.doc.fork();
+                doc.receive_sync_message(&mut by_automerge, reply.clone())
+                    .unwrap();
+                let taken = writer.take_ack(&mut a.clone(), reply.clone(), &writer.heads());
+                if taken.is_ok() {
+                    acks += 1;
+                }
+                writer.receive(&mut a, reply, |_| Ok(())).unwrap();
+                assert_eq!(a, by_automerge, "after message {n}");
+            }
+        }
+        assert!(acks >= 20, "the ack path was taken ({acks})");
+        assert_eq!(writer.heads_hash(), reader.heads_hash());
     }
 
     #[test]
