@@ -98,6 +98,8 @@ impl Mesh {
     pub async fn stop(&mut self, site: &str) {
         if let Some(n) = self.nodes.remove(&SiteId::from(site)) {
             n.node.client.shutdown().await;
+            // The loop has answered; wait until it is gone and its store closed.
+            let _ = n.node.task.await;
         }
     }
 

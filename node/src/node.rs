@@ -20,7 +20,7 @@ use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
 use rand::SeedableRng;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -185,6 +185,8 @@ pub struct Node {
     pub task: tokio::task::JoinHandle<()>,
     /// How long start-up took (open store, load books, listen).
     pub startup: Duration,
+    /// Its store's fault injector, for tests of a failing disk.
+    pub faults: crate::store::Faults,
 }
 
 enum Inbound {
@@ -217,6 +219,10 @@ pub struct EventLoop {
     events: broadcast::Sender<Event>,
     wake_at: Option<Millis>,
     chunk_counts: BTreeMap<BookId, usize>,
+    /// Books whose last write or flush failed: on disk only up to an earlier point. The next
+    /// write to one of them is preceded by a whole snapshot, since new changes depend on what
+    /// is missing.
+    unsaved: BTreeSet<BookId>,
     bytes_sent: u64,
     bytes_received: u64,
 }
@@ -233,6 +239,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     }
     let replica = restored.replica;
     let site = replica.site().clone();
+    let faults = store.faults();
 
     let mut swarm = net::build_swarm(&dir.secret, config.mdns).map_err(NodeError::Net)?;
     for addr in &config.listen {
@@ -297,6 +304,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         events: events_tx,
         wake_at: None,
         chunk_counts: restored.chunk_counts,
+        unsaved: BTreeSet::new(),
         bytes_sent: 0,
         bytes_received: 0,
     };
@@ -314,6 +322,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         listen_addrs,
         task,
         startup,
+        faults,
     })
 }
 
@@ -610,23 +619,45 @@ impl EventLoop {
 
     /// Carry out effects: persist and flush first; only then send, notify and acknowledge.
     async fn apply(&mut self, fx: Effects) -> Result<(), StoreError> {
-        let mut must_flush = false;
-        let mut compact = Vec::new();
-        for p in &fx.persist {
-            match self.store.write(p) {
-                Ok(book_write) => must_flush |= book_write,
-                Err(e) => {
-                    tracing::error!(error = %e, "store write failed; nothing sent or acknowledged");
-                    return Err(e);
+        let books: BTreeSet<BookId> = fx
+            .persist
+            .iter()
+            .filter_map(|p| match p {
+                Persist::BookChunk { book, .. } | Persist::BookSnapshot { book, .. } => {
+                    Some(book.clone())
                 }
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.persist(&fx, &books).await {
+            tracing::error!(error = %e, "store write failed; nothing sent or acknowledged");
+            self.unsaved.extend(books);
+            return Err(e);
+        }
+        for book in &books {
+            self.unsaved.remove(book);
+        }
+        self.after_persist(fx, books).await;
+        Ok(())
+    }
+
+    /// Write and flush an effect's persist items. A book whose earlier write failed is written
+    /// whole first.
+    async fn persist(&mut self, fx: &Effects, books: &BTreeSet<BookId>) -> Result<(), StoreError> {
+        let mut must_flush = false;
+        let behind: Vec<BookId> = books.intersection(&self.unsaved).cloned().collect();
+        for book in behind {
+            if let Some(snapshot) = self.replica.compact(&book) {
+                self.store.write(&snapshot)?;
+                self.chunk_counts.insert(book, 1);
+                must_flush = true;
             }
+        }
+        for p in &fx.persist {
+            must_flush |= self.store.write(p)?;
             match p {
                 Persist::BookChunk { book, .. } => {
-                    let n = self.chunk_counts.entry(book.clone()).or_default();
-                    *n += 1;
-                    if *n > COMPACT_AFTER_CHUNKS {
-                        compact.push(book.clone());
-                    }
+                    *self.chunk_counts.entry(book.clone()).or_default() += 1;
                 }
                 Persist::BookSnapshot { book, .. } => {
                     self.chunk_counts.insert(book.clone(), 1);
@@ -635,15 +666,26 @@ impl EventLoop {
             }
         }
         if must_flush {
-            if let Err(e) = self.store.flush().await {
-                tracing::error!(error = %e, "store flush failed; nothing sent or acknowledged");
-                return Err(e);
-            }
+            self.store.flush().await?;
         }
-        for book in compact {
+        Ok(())
+    }
+
+    /// Once an effect's writes are durable: compact what grew, send, report, note the wake-up.
+    async fn after_persist(&mut self, fx: Effects, books: BTreeSet<BookId>) {
+        for book in books {
+            if self
+                .chunk_counts
+                .get(&book)
+                .is_none_or(|n| *n <= COMPACT_AFTER_CHUNKS)
+            {
+                continue;
+            }
             if let Some(snapshot) = self.replica.compact(&book) {
                 if self.store.write(&snapshot).is_ok() && self.store.flush().await.is_ok() {
                     self.chunk_counts.insert(book, 1);
+                } else {
+                    self.unsaved.insert(book);
                 }
             }
         }
@@ -675,6 +717,5 @@ impl EventLoop {
         if fx.wake_at.is_some() {
             self.wake_at = fx.wake_at;
         }
-        Ok(())
     }
 }

@@ -14,8 +14,36 @@ use lawmesh_sync::ids::{BookId, NodeKey};
 use lawmesh_sync::replica::{ColdMarker, Persist};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
+
+/// Fault injection, for tests of what a node does when its disk fails: the next writes or
+/// flushes of the store fail as a full disk would. Shared by every clone of the store.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    writes: Arc<AtomicU32>,
+    flushes: Arc<AtomicU32>,
+}
+
+impl Faults {
+    /// Make the next `n` writes fail.
+    pub fn fail_next(&self, n: u32) {
+        self.writes.store(n, Ordering::SeqCst);
+    }
+
+    /// Make the next `n` flushes fail (the writes before them succeed).
+    pub fn fail_next_flush(&self, n: u32) {
+        self.flushes.store(n, Ordering::SeqCst);
+    }
+
+    /// Take one injected failure from `counter`, if any are left.
+    fn take(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
 
 /// Why the store failed. Nothing was acknowledged.
 #[derive(Debug, Error)]
@@ -50,6 +78,7 @@ pub struct Store {
     cold: sled::Tree,
     /// Next chunk number per book, learned on first write (saves a reverse scan per write).
     next_seq: Arc<Mutex<BTreeMap<BookId, u64>>>,
+    faults: Faults,
 }
 
 /// Everything a node needs to restart.
@@ -93,7 +122,21 @@ impl Store {
             meta,
             cold,
             next_seq: Arc::default(),
+            faults: Faults::default(),
         })
+    }
+
+    /// The store's fault injector (see [`Faults`]).
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    fn injected(&self, counter: &AtomicU32) -> Result<(), StoreError> {
+        if Faults::take(counter) {
+            let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "injected: disk full");
+            return Err(self.err(sled::Error::Io(full)));
+        }
+        Ok(())
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
@@ -112,6 +155,7 @@ impl Store {
     /// Write one effect (not yet durable: call [`Store::flush`]). Returns whether it touched a
     /// book (and so must be flushed before anything is acknowledged).
     pub fn write(&self, p: &Persist) -> Result<bool, StoreError> {
+        self.injected(&self.faults.writes)?;
         match p {
             Persist::BookChunk { book, bytes } => {
                 self.cold
@@ -175,6 +219,7 @@ impl Store {
 
     /// Make every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.injected(&self.faults.flushes)?;
         self.db
             .flush_async()
             .await

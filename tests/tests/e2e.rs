@@ -556,3 +556,48 @@ async fn kill_dash_nine_in_a_burst_loses_no_acknowledged_order() {
     child.wait().unwrap();
     mesh.shutdown().await;
 }
+
+/// A write that fails (a full disk) is refused to the resident, and the orders acknowledged
+/// before and after it survive a restart: the next write to the book first writes it whole,
+/// because the new change depends on the one that never reached the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_loses_no_order_acknowledged_before_or_after_it() {
+    let site = "village-zhoutian";
+    let mut mesh = Mesh::start(&Roster::huiyang().unwrap(), Some(&[site]), Clock::wall(), 9)
+        .await
+        .unwrap();
+    let before = mesh.request(site, request("land", true)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mesh.node(site).unwrap().node.faults.fail_next(1);
+    let err = mesh
+        .request(site, request("land", true))
+        .await
+        .expect_err("the write failed, so the order is not acknowledged");
+    assert!(err.contains("disk full"), "a clear error: {err}");
+    let after = mesh.request(site, request("land", false)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The same when the write goes through and the flush fails.
+    mesh.node(site).unwrap().node.faults.fail_next_flush(1);
+    let err = mesh
+        .request(site, request("family", true))
+        .await
+        .expect_err("the flush failed, so the order is not acknowledged");
+    assert!(err.contains("disk full"), "a clear error: {err}");
+    let last = mesh.request(site, request("family", false)).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mesh.stop(site).await;
+    mesh.restart(site)
+        .await
+        .expect("the store still loads after the failed write");
+    let ids = order_ids(&mesh, site).await;
+    assert!(ids.contains(&before), "acknowledged before the failure");
+    assert!(ids.contains(&after), "acknowledged after the failure");
+    assert!(ids.contains(&last), "acknowledged after the failed flush");
+    mesh.shutdown().await;
+}
