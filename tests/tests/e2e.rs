@@ -557,6 +557,21 @@ async fn kill_dash_nine_in_a_burst_loses_no_acknowledged_order() {
     mesh.shutdown().await;
 }
 
+/// Submit an order and return its id.
+async fn new_order(mesh: &Mesh, site: &str, case: &str, live: bool) -> String {
+    let v = mesh.request(site, request(case, live)).await.unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// Submit an order the disk refuses; the error must say so.
+async fn refused_order(mesh: &Mesh, site: &str, case: &str) {
+    let err = mesh
+        .request(site, request(case, true))
+        .await
+        .expect_err("the disk failed, so the order is not acknowledged");
+    assert!(err.contains("disk full"), "a clear error: {err}");
+}
+
 /// A write that fails (a full disk) is refused to the resident, and the orders acknowledged
 /// before and after it survive a restart: the next write to the book first writes it whole,
 /// because the new change depends on the one that never reached the disk.
@@ -566,31 +581,14 @@ async fn a_failed_write_loses_no_order_acknowledged_before_or_after_it() {
     let mut mesh = Mesh::start(&Roster::huiyang().unwrap(), Some(&[site]), Clock::wall(), 9)
         .await
         .unwrap();
-    let before = mesh.request(site, request("land", true)).await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let before = new_order(&mesh, site, "land", true).await;
     mesh.node(site).unwrap().node.faults.fail_next(1);
-    let err = mesh
-        .request(site, request("land", true))
-        .await
-        .expect_err("the write failed, so the order is not acknowledged");
-    assert!(err.contains("disk full"), "a clear error: {err}");
-    let after = mesh.request(site, request("land", false)).await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    refused_order(&mesh, site, "land").await;
+    let after = new_order(&mesh, site, "land", false).await;
     // The same when the write goes through and the flush fails.
     mesh.node(site).unwrap().node.faults.fail_next_flush(1);
-    let err = mesh
-        .request(site, request("family", true))
-        .await
-        .expect_err("the flush failed, so the order is not acknowledged");
-    assert!(err.contains("disk full"), "a clear error: {err}");
-    let last = mesh.request(site, request("family", false)).await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    refused_order(&mesh, site, "family").await;
+    let last = new_order(&mesh, site, "family", false).await;
     mesh.stop(site).await;
     mesh.restart(site)
         .await
