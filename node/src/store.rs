@@ -158,9 +158,7 @@ impl Store {
         self.injected(&self.faults.writes)?;
         match p {
             Persist::BookChunk { book, bytes } => {
-                self.cold
-                    .remove(book.to_string().as_bytes())
-                    .map_err(|e| self.err(e))?;
+                self.drop_cold_marker(book)?;
                 let prefix = Self::book_prefix(book);
                 let known = self.next_seq.lock().ok().and_then(|m| m.get(book).copied());
                 let next = match known {
@@ -182,9 +180,7 @@ impl Store {
                 Ok(true)
             }
             Persist::BookSnapshot { book, bytes } => {
-                self.cold
-                    .remove(book.to_string().as_bytes())
-                    .map_err(|e| self.err(e))?;
+                self.drop_cold_marker(book)?;
                 let prefix = Self::book_prefix(book);
                 let mut batch = sled::Batch::default();
                 for kv in self.chunks.scan_prefix(&prefix) {
@@ -215,6 +211,20 @@ impl Store {
                 Ok(true)
             }
         }
+    }
+
+    /// Remove a book's cold marker before a write to it. Most books have none: looking first
+    /// spares sled a logged removal on every chunk.
+    fn drop_cold_marker(&self, book: &BookId) -> Result<(), StoreError> {
+        let key = book.to_string();
+        if self
+            .cold
+            .contains_key(key.as_bytes())
+            .map_err(|e| self.err(e))?
+        {
+            self.cold.remove(key.as_bytes()).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// Make every write so far durable.
