@@ -102,11 +102,14 @@ pub enum OrderCmd {
         #[arg(long)]
         live: bool,
     },
-    /// Every order this node holds.
+    /// The orders this node holds: open and recent ones, or with --all every one.
     List {
         /// The node's directory.
         #[arg(long)]
         dir: PathBuf,
+        /// Include settled orders of past periods (read from the store for this).
+        #[arg(long)]
+        all: bool,
     },
     /// One order.
     Show(OrderArg),
@@ -422,7 +425,7 @@ async fn order(cmd: OrderCmd, j: bool) -> Result<(), String> {
                 live,
             },
         ),
-        OrderCmd::List { dir } => (dir, Request::List),
+        OrderCmd::List { dir, all } => (dir, if all { Request::ListAll } else { Request::List }),
         OrderCmd::Show(o) => (o.dir, Request::Show { id: o.id }),
         OrderCmd::Accept(o) => act(o, ActionRequest::Accept),
         OrderCmd::Decline { order, reason } => act(order, ActionRequest::Decline { reason }),
@@ -432,7 +435,7 @@ async fn order(cmd: OrderCmd, j: bool) -> Result<(), String> {
         OrderCmd::Message { order, text } => act(order, ActionRequest::Message { text }),
     };
     let is_new = matches!(req, Request::NewOrder { .. });
-    let is_list = matches!(req, Request::List);
+    let is_list = matches!(req, Request::List | Request::ListAll);
     let v = request(&dir, req).await?;
     print(j, &v, |v| {
         if is_new {

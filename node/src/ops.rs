@@ -2,7 +2,7 @@
 //! replica. Shared by the running node (through the control API) and by direct mode (no node
 //! running: the CLI opens the store itself).
 
-use lawmesh_sync::fold::OrderState;
+use lawmesh_sync::fold::{fold_book, OrderState};
 use lawmesh_sync::ids::{Channel, LawyerId, OrderId, SiteId};
 use lawmesh_sync::replica::{Action, Effects, NewOrder, Replica};
 use lawmesh_sync::time::Millis;
@@ -29,8 +29,11 @@ pub enum Request {
         #[serde(default)]
         live: bool,
     },
-    /// Every order this node holds.
+    /// The orders of the books this node holds in memory: open ones and recent ones.
     List,
+    /// Every order this node holds, settled past books included (they are read from the store
+    /// for this, and stay cold).
+    ListAll,
     /// One order.
     Show {
         /// Order id (full hex, or a unique prefix).
@@ -199,8 +202,17 @@ pub fn execute(
                 fx,
             ))
         }
-        Request::List => {
+        Request::List | Request::ListAll => {
             let mut orders = replica.orders(now);
+            if matches!(req, Request::ListAll) {
+                for (id, _, _) in replica.book_hashes() {
+                    if let Some(book) = replica.read_cold(&id) {
+                        let book =
+                            book.map_err(|e| format!("stored book {id} does not load: {e}"))?;
+                        orders.extend(fold_book(&book, replica.roster(), now));
+                    }
+                }
+            }
             orders.sort_by_key(|s| (s.created, s.id));
             Ok((
                 json!({"orders": orders.iter().map(order_json).collect::<Vec<_>>()}),

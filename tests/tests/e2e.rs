@@ -15,7 +15,7 @@ use lawmesh_sync::keys::SecretKey;
 use lawmesh_sync::roster::Roster;
 use libp2p::swarm::SwarmEvent;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -597,5 +597,83 @@ async fn a_failed_write_loses_no_order_acknowledged_before_or_after_it() {
     assert!(ids.contains(&before), "acknowledged before the failure");
     assert!(ids.contains(&after), "acknowledged after the failure");
     assert!(ids.contains(&last), "acknowledged after the failed flush");
+    mesh.shutdown().await;
+}
+
+/// After a restart a settled book stays cold: `order list` shows the open and recent orders,
+/// `order list --all` (`ListAll`) reads the settled books too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_all_orders_reads_settled_books_that_stay_cold_after_a_restart() {
+    let site = "office-qiuchang";
+    let mut mesh = Mesh::start(
+        &Roster::huiyang().unwrap(),
+        Some(&[site]),
+        Clock::wall(),
+        11,
+    )
+    .await
+    .unwrap();
+    let done = new_order(&mesh, site, "land", true).await;
+    for action in [
+        ActionRequest::Accept,
+        ActionRequest::Close {
+            outcome: "已提供法律意见".into(),
+        },
+        ActionRequest::Confirm,
+    ] {
+        mesh.request(
+            site,
+            Request::Act {
+                id: done.clone(),
+                action,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let open = mesh
+        .request(
+            site,
+            Request::NewOrder {
+                channel: Channel::Mediation,
+                case_type: "family".into(),
+                name: "陈".into(),
+                phone: "1".into(),
+                text: "邻里纠纷".into(),
+                live: false,
+            },
+        )
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mesh.stop(site).await;
+    mesh.restart(site).await.unwrap();
+    let listed = order_ids(&mesh, site).await;
+    assert!(listed.contains(&open), "the open order is listed");
+    assert!(!listed.contains(&done), "the settled book stayed cold");
+    let all = mesh.request(site, Request::ListAll).await.unwrap();
+    let all: BTreeMap<String, String> = all["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap().to_owned();
+            (s("id"), s("status"))
+        })
+        .collect();
+    assert_eq!(
+        all.get(&open).map(String::as_str),
+        Some("queued"),
+        "{all:?}"
+    );
+    assert_eq!(
+        all.get(&done).map(String::as_str),
+        Some("confirmed"),
+        "{all:?}"
+    );
+    // Reading them did not warm them.
+    assert!(!order_ids(&mesh, site).await.contains(&done));
     mesh.shutdown().await;
 }
