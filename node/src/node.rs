@@ -14,7 +14,7 @@ use crate::ops::{self, Request};
 use crate::store::{Store, StoreError};
 use futures::StreamExt;
 use lawmesh_sync::ids::{BookId, NodeKey, OrderId, SiteId};
-use lawmesh_sync::replica::{Effects, Persist, Replica};
+use lawmesh_sync::replica::{Action, Effects, Persist, Replica};
 use lawmesh_sync::time::Millis;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
@@ -412,10 +412,16 @@ impl EventLoop {
             }
             Command::Request(req, reply) => {
                 let now = self.clock.now();
+                let new_order = matches!(req, Request::NewOrder { .. });
                 let answer = match ops::execute(&mut self.replica, now, &mut self.rng, req) {
                     Ok((value, fx)) => match self.apply(fx).await {
                         Ok(()) => Ok(value),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => {
+                            if new_order {
+                                self.withdraw(&value).await;
+                            }
+                            Err(e.to_string())
+                        }
                     },
                     Err(e) => Err(e),
                 };
@@ -613,6 +619,34 @@ impl EventLoop {
                     d.next_at = now + d.backoff;
                     d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
                 }
+            }
+        }
+    }
+
+    /// A new order whose write failed was refused to the resident, who may ask again; but it
+    /// is in the replica's memory, and reaches the disk with the book's next whole write. It
+    /// is cancelled at once, so that it reaches the disk (and the mesh) cancelled and nobody
+    /// serves it twice.
+    async fn withdraw(&mut self, refused: &Value) {
+        let Some(id) = refused["id"]
+            .as_str()
+            .and_then(|s| s.parse::<OrderId>().ok())
+        else {
+            return;
+        };
+        let reason =
+            "not stored: the node's disk refused the write; the resident was told to ask again";
+        match self
+            .replica
+            .act(self.clock.now(), id, Action::Cancel(reason.into()))
+        {
+            Ok(fx) => {
+                if let Err(e) = self.apply(fx).await {
+                    tracing::warn!(order = %id, error = %e, "refused order cancelled in memory; written with the book's next write");
+                }
+            }
+            Err(e) => {
+                tracing::error!(order = %id, error = %e, "refused order could not be cancelled")
             }
         }
     }

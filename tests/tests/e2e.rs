@@ -597,7 +597,31 @@ async fn a_failed_write_loses_no_order_acknowledged_before_or_after_it() {
     assert!(ids.contains(&before), "acknowledged before the failure");
     assert!(ids.contains(&after), "acknowledged after the failure");
     assert!(ids.contains(&last), "acknowledged after the failed flush");
+    // The refused orders reached the disk with the book's next whole write, cancelled, so
+    // nobody serves them next to the ones the residents asked for again.
+    let all = statuses(&mesh, site).await;
+    let refused: Vec<&String> = all
+        .iter()
+        .filter(|(id, _)| ![&before, &after, &last].contains(id))
+        .map(|(_, status)| status)
+        .collect();
+    assert!(!refused.is_empty(), "{all:?}");
+    assert!(refused.iter().all(|s| *s == "cancelled"), "{all:?}");
     mesh.shutdown().await;
+}
+
+/// Every order a node holds (`ListAll`): id → status.
+async fn statuses(mesh: &Mesh, site: &str) -> BTreeMap<String, String> {
+    let all = mesh.request(site, Request::ListAll).await.unwrap();
+    all["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap().to_owned();
+            (s("id"), s("status"))
+        })
+        .collect()
 }
 
 /// After a restart a settled book stays cold: `order list` shows the open and recent orders,
@@ -653,16 +677,7 @@ async fn listing_all_orders_reads_settled_books_that_stay_cold_after_a_restart()
     let listed = order_ids(&mesh, site).await;
     assert!(listed.contains(&open), "the open order is listed");
     assert!(!listed.contains(&done), "the settled book stayed cold");
-    let all = mesh.request(site, Request::ListAll).await.unwrap();
-    let all: BTreeMap<String, String> = all["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let s = |k: &str| o[k].as_str().unwrap().to_owned();
-            (s("id"), s("status"))
-        })
-        .collect();
+    let all = statuses(&mesh, site).await;
     assert_eq!(
         all.get(&open).map(String::as_str),
         Some("queued"),
