@@ -223,6 +223,8 @@ pub struct EventLoop {
     /// write to one of them is preceded by a whole snapshot, since new changes depend on what
     /// is missing.
     unsaved: BTreeSet<BookId>,
+    /// Timer wake-ups so far (reported in the status).
+    ticks: u64,
     bytes_sent: u64,
     bytes_received: u64,
 }
@@ -305,6 +307,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         wake_at: None,
         chunk_counts: restored.chunk_counts,
         unsaved: BTreeSet::new(),
+        ticks: 0,
         bytes_sent: 0,
         bytes_received: 0,
     };
@@ -371,7 +374,14 @@ impl EventLoop {
                 ev = self.swarm.select_next_some() => self.on_swarm(ev).await,
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Shutdown(done)) => {
-                        let _ = self.store.flush().await;
+                        // Books behind on disk after a failed write are written whole first.
+                        let flushed = match self.write_behind() {
+                            Ok(_) => self.store.flush().await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = flushed {
+                            tracing::error!(error = %e, "last flush before stopping failed");
+                        }
                         let _ = done.send(());
                         tracing::info!(site = %self.replica.site(), "node stopped");
                         return;
@@ -381,7 +391,10 @@ impl EventLoop {
                 },
                 Some(inb) = self.inbound.recv() => self.on_inbound(inb).await,
                 _ = tokio::time::sleep_until(wake) => {
+                    self.ticks += 1;
                     let fx = self.replica.tick(self.clock.now());
+                    // The tick says when to wake next, or that nothing is due: then sleep.
+                    self.wake_at = fx.wake_at;
                     self.apply(fx).await.ok();
                 }
                 _ = redial.tick() => self.redial(),
@@ -408,6 +421,7 @@ impl EventLoop {
                 status["store_bytes"] = json!(self.store.size_on_disk());
                 status["bytes_sent"] = json!(self.bytes_sent);
                 status["bytes_received"] = json!(self.bytes_received);
+                status["ticks"] = json!(self.ticks);
                 let _ = reply.send(Ok(status));
             }
             Command::Request(req, reply) => {
@@ -416,12 +430,14 @@ impl EventLoop {
                 let answer = match ops::execute(&mut self.replica, now, &mut self.rng, req) {
                     Ok((value, fx)) => match self.apply(fx).await {
                         Ok(()) => Ok(value),
-                        Err(e) => {
-                            if new_order {
-                                self.withdraw(&value).await;
-                            }
+                        Err(e) if new_order => {
+                            self.withdraw(&value).await;
                             Err(e.to_string())
                         }
+                        Err(e) => Err(format!(
+                            "{e}; the action is kept in this node's memory and is written with \
+                             the book's next write: look at the order before repeating it"
+                        )),
                     },
                     Err(e) => Err(e),
                 };
@@ -663,30 +679,20 @@ impl EventLoop {
                 _ => None,
             })
             .collect();
-        if let Err(e) = self.persist(&fx, &books).await {
+        if let Err(e) = self.persist(&fx).await {
             tracing::error!(error = %e, "store write failed; nothing sent or acknowledged");
             self.unsaved.extend(books);
             return Err(e);
         }
-        for book in &books {
-            self.unsaved.remove(book);
-        }
+        self.unsaved.clear();
         self.after_persist(fx, books).await;
         Ok(())
     }
 
     /// Write and flush an effect's persist items. A book whose earlier write failed is written
     /// whole first.
-    async fn persist(&mut self, fx: &Effects, books: &BTreeSet<BookId>) -> Result<(), StoreError> {
-        let mut must_flush = false;
-        let behind: Vec<BookId> = books.intersection(&self.unsaved).cloned().collect();
-        for book in behind {
-            if let Some(snapshot) = self.replica.compact(&book) {
-                self.store.write(&snapshot)?;
-                self.chunk_counts.insert(book, 1);
-                must_flush = true;
-            }
-        }
+    async fn persist(&mut self, fx: &Effects) -> Result<(), StoreError> {
+        let mut must_flush = self.write_behind()?;
         for p in &fx.persist {
             must_flush |= self.store.write(p)?;
             match p {
@@ -703,6 +709,20 @@ impl EventLoop {
             self.store.flush().await?;
         }
         Ok(())
+    }
+
+    /// Write every book that is behind on disk after a failed write whole (a snapshot replaces
+    /// its chunks), before anything else is written: changes written after it depend on what is
+    /// missing, and any flush that succeeds must carry it. Returns whether anything was written.
+    fn write_behind(&mut self) -> Result<bool, StoreError> {
+        let behind: Vec<BookId> = self.unsaved.iter().cloned().collect();
+        for book in &behind {
+            if let Some(snapshot) = self.replica.compact(book) {
+                self.store.write(&snapshot)?;
+                self.chunk_counts.insert(book.clone(), 1);
+            }
+        }
+        Ok(!behind.is_empty())
     }
 
     /// Once an effect's writes are durable: compact what grew, send, report, note the wake-up.

@@ -204,20 +204,24 @@ pub fn execute(
         }
         Request::List | Request::ListAll => {
             let mut orders = replica.orders(now);
+            let mut unreadable = Vec::new();
             if matches!(req, Request::ListAll) {
                 for (id, _, _) in replica.book_hashes() {
-                    if let Some(book) = replica.read_cold(&id) {
-                        let book =
-                            book.map_err(|e| format!("stored book {id} does not load: {e}"))?;
-                        orders.extend(fold_book(&book, replica.roster(), now));
+                    match replica.read_cold(&id) {
+                        Some(Ok(book)) => orders.extend(fold_book(&book, replica.roster(), now)),
+                        Some(Err(e)) => {
+                            unreadable.push(json!({"book": id, "error": e.to_string()}))
+                        }
+                        None => {}
                     }
                 }
             }
             orders.sort_by_key(|s| (s.created, s.id));
-            Ok((
-                json!({"orders": orders.iter().map(order_json).collect::<Vec<_>>()}),
-                Effects::default(),
-            ))
+            let mut v = json!({"orders": orders.iter().map(order_json).collect::<Vec<_>>()});
+            if !unreadable.is_empty() {
+                v["unreadable"] = json!(unreadable);
+            }
+            Ok((v, Effects::default()))
         }
         Request::Show { id } => {
             let id = resolve(replica, now, &id)?;

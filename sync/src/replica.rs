@@ -936,11 +936,7 @@ impl Replica {
         let added = book
             .receive_with(state, message, check, self.verified.as_ref())
             .map_err(|e| e.to_string())?;
-        fx.persist.push(Persist::SyncState {
-            peer: from,
-            book: book_id.clone(),
-            bytes: state.encode(),
-        });
+        // The book's new changes before the sync state that says we have them.
         let chunk = book.save_incremental();
         if !chunk.is_empty() {
             fx.persist.push(Persist::BookChunk {
@@ -948,6 +944,11 @@ impl Replica {
                 bytes: chunk,
             });
         }
+        fx.persist.push(Persist::SyncState {
+            peer: from,
+            book: book_id.clone(),
+            bytes: state.encode(),
+        });
         let mut orders = BTreeSet::new();
         for ev in &added {
             self.hlc.observe(ev.event.stamp);

@@ -692,3 +692,61 @@ async fn listing_all_orders_reads_settled_books_that_stay_cold_after_a_restart()
     assert!(!order_ids(&mesh, site).await.contains(&done));
     mesh.shutdown().await;
 }
+
+/// Once nothing is due (every order settled, no peer owes an answer), a node sleeps: the wake-up
+/// it had planned passes once and it does not wake again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_node_sleeps_once_nothing_is_due() {
+    let clock = Clock::wall();
+    let mut mesh = Mesh::start(
+        &Roster::huiyang().unwrap(),
+        Some(&QIUCHANG[1..]),
+        clock.clone(),
+        13,
+    )
+    .await
+    .unwrap();
+    mesh.link("office-qiuchang", "firm-hongtai").await;
+    mesh.wait_linked(Duration::from_secs(10)).await.unwrap();
+    let office = "office-qiuchang";
+    let id = new_order(&mesh, office, "land", true).await;
+    for action in [
+        ActionRequest::Accept,
+        ActionRequest::Close {
+            outcome: "已提供法律意见".into(),
+        },
+        ActionRequest::Confirm,
+    ] {
+        let act = Request::Act {
+            id: id.clone(),
+            action,
+        };
+        mesh.request(office, act).await.unwrap();
+    }
+    eventually(
+        "the firm holds the confirmed order",
+        Duration::from_secs(10),
+        || async { show(&mesh, "firm-hongtai", &id).await["status"] == "confirmed" },
+    )
+    .await;
+    // Two days later: every wake-up planned while the order was open, or while a peer owed an
+    // answer, has passed.
+    clock.set(clock.now() + 2 * 24 * 3_600_000);
+    for site in QIUCHANG[1..].iter() {
+        ticks(&mesh, site).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for site in QIUCHANG[1..].iter() {
+        let first = ticks(&mesh, site).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = ticks(&mesh, site).await - first;
+        assert!(idle <= 2, "idle {site} woke {idle} times in 300 ms");
+    }
+    mesh.shutdown().await;
+}
+
+/// A node's timer wake-ups so far.
+async fn ticks(mesh: &Mesh, site: &str) -> u64 {
+    let v = mesh.request(site, Request::Status).await.unwrap();
+    v["ticks"].as_u64().unwrap()
+}
