@@ -360,10 +360,23 @@ async fn run_node(
                 .join("\n  ")
         )
     });
-    wait_for_signal().await;
-    node.client.shutdown().await;
-    let _ = std::fs::remove_file(dir.join("control.json"));
-    Ok(())
+    let mut task = node.task;
+    tokio::select! {
+        () = wait_for_signal() => {
+            node.client.shutdown().await;
+            let _ = (&mut task).await;
+            let _ = std::fs::remove_file(dir.join("control.json"));
+            Ok(())
+        }
+        ended = &mut task => {
+            // The loop is gone: stop serving, so the CLI works on the store directly.
+            let _ = std::fs::remove_file(dir.join("control.json"));
+            Err(match ended {
+                Err(e) => format!("the node's event loop failed: {e}"),
+                Ok(()) => "the node's event loop stopped".into(),
+            })
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -5,7 +5,7 @@
 use crate::clock::Clock;
 use crate::dir::NodeDir;
 use crate::ops::{self, Request};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -26,10 +26,26 @@ pub fn execute(dir: &Path, req: Request) -> Result<Value, String> {
         status["store_bytes"] = json!(store.size_on_disk());
         return Ok(status);
     }
+    let new_order = matches!(req, Request::NewOrder { .. });
     let (value, fx) = ops::execute(&mut replica, now, &mut rng, req)?;
-    for p in &fx.persist {
-        store.write(p).map_err(|e| e.to_string())?;
+    if let Err(e) = persist(&store, &fx) {
+        // What was written may still reach the disk (sled flushes again when it closes).
+        if new_order {
+            if let Some(cancel) = ops::withdraw(&mut replica, now, &value) {
+                let _ = persist(&store, &cancel);
+            }
+            return Err(e.to_string());
+        }
+        return Err(format!(
+            "{e}; the action may still have been stored: look at the order before repeating it"
+        ));
     }
-    store.flush_blocking().map_err(|e| e.to_string())?;
     Ok(value)
+}
+
+fn persist(store: &Store, fx: &lawmesh_sync::replica::Effects) -> Result<(), StoreError> {
+    for p in &fx.persist {
+        store.write(p)?;
+    }
+    store.flush_blocking()
 }

@@ -14,7 +14,7 @@ use crate::ops::{self, Request};
 use crate::store::{Store, StoreError};
 use futures::StreamExt;
 use lawmesh_sync::ids::{BookId, NodeKey, OrderId, SiteId};
-use lawmesh_sync::replica::{Action, Effects, Persist, Replica};
+use lawmesh_sync::replica::{Effects, Persist, Replica};
 use lawmesh_sync::time::Millis;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
@@ -30,6 +30,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub const PEER_QUEUE: usize = 4_096;
 /// Longest wait between redials of a configured peer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A dialled connection that stays up this long counts as working: its backoff starts over.
+const CONNECTION_LASTED: Duration = Duration::from_secs(10);
 /// Books with more stored chunks than this are compacted into one snapshot.
 pub const COMPACT_AFTER_CHUNKS: usize = 256;
 
@@ -200,6 +202,9 @@ struct DialTarget {
     connection: Option<ConnectionId>,
     backoff: Duration,
     next_at: Instant,
+    /// When the current connection came up: a connection that lasts resets the backoff, one
+    /// the peer drops at once (it refuses us, say) doubles it.
+    up_since: Option<Instant>,
 }
 
 /// The event loop.
@@ -288,6 +293,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
             connection: None,
             backoff: Duration::from_millis(250),
             next_at: now,
+            up_since: None,
         })
         .collect();
     let mut el = EventLoop {
@@ -465,6 +471,7 @@ impl EventLoop {
                     connection: None,
                     backoff: Duration::from_millis(250),
                     next_at: Instant::now(),
+                    up_since: None,
                 }),
             },
             Command::Shutdown(_) => {}
@@ -485,7 +492,7 @@ impl EventLoop {
                     .filter(|d| d.connection == Some(connection_id))
                 {
                     d.peer = Some(peer_id);
-                    d.backoff = Duration::from_millis(250);
+                    d.up_since = Some(Instant::now());
                 }
                 let key = net::node_key(&peer_id);
                 let site = key.and_then(|k| self.replica.roster().site_of_key(&k).cloned());
@@ -522,7 +529,14 @@ impl EventLoop {
                     .filter(|d| d.connection == Some(connection_id))
                 {
                     d.connection = None;
+                    let lasted = d.up_since.take().map(|t| t.elapsed());
+                    if lasted.is_some_and(|l| l >= CONNECTION_LASTED) {
+                        d.backoff = Duration::from_millis(250);
+                    }
                     d.next_at = Instant::now() + d.backoff;
+                    if lasted.is_none_or(|l| l < CONNECTION_LASTED) {
+                        d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
                 if num_established == 0 && self.writers.remove(&peer_id).is_some() {
                     if let Some(key) = net::node_key(&peer_id) {
@@ -639,36 +653,22 @@ impl EventLoop {
         }
     }
 
-    /// A new order whose write failed was refused to the resident, who may ask again; but it
-    /// is in the replica's memory, and reaches the disk with the book's next whole write. It
-    /// is cancelled at once, so that it reaches the disk (and the mesh) cancelled and nobody
-    /// serves it twice.
+    /// Cancel a refused new order (see [`ops::withdraw`]).
     async fn withdraw(&mut self, refused: &Value) {
-        let Some(id) = refused["id"]
-            .as_str()
-            .and_then(|s| s.parse::<OrderId>().ok())
-        else {
+        let Some(fx) = ops::withdraw(&mut self.replica, self.clock.now(), refused) else {
             return;
         };
-        let reason =
-            "not stored: the node's disk refused the write; the resident was told to ask again";
-        match self
-            .replica
-            .act(self.clock.now(), id, Action::Cancel(reason.into()))
-        {
-            Ok(fx) => {
-                if let Err(e) = self.apply(fx).await {
-                    tracing::warn!(order = %id, error = %e, "refused order cancelled in memory; written with the book's next write");
-                }
-            }
-            Err(e) => {
-                tracing::error!(order = %id, error = %e, "refused order could not be cancelled")
-            }
+        if let Err(e) = self.apply(fx).await {
+            tracing::warn!(error = %e, "refused order cancelled in memory; written with the book's next write");
         }
     }
 
     /// Carry out effects: persist and flush first; only then send, notify and acknowledge.
     async fn apply(&mut self, fx: Effects) -> Result<(), StoreError> {
+        // The replica's timers changed whether or not the writes succeed.
+        if fx.wake_at.is_some() {
+            self.wake_at = fx.wake_at;
+        }
         let books: BTreeSet<BookId> = fx
             .persist
             .iter()
@@ -767,9 +767,6 @@ impl EventLoop {
         }
         for (book, order) in fx.changed {
             let _ = self.events.send(Event::OrderChanged { book, order });
-        }
-        if fx.wake_at.is_some() {
-            self.wake_at = fx.wake_at;
         }
     }
 }

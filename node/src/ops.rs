@@ -264,3 +264,27 @@ pub fn status_json(replica: &Replica, site: &SiteId) -> Value {
         "unacknowledged_books": replica.unacknowledged_books(),
     })
 }
+
+/// Why a refused new order is cancelled (see [`withdraw`]).
+pub const WITHDRAWN: &str =
+    "not stored: the node's disk refused the write; the resident was told to ask again";
+
+/// A new order whose write failed was refused to the resident, who may ask again; but it is
+/// in the replica's memory and parts of it may reach the disk later. Cancel it at once, so that
+/// whatever reaches the disk (and the mesh) says cancelled and nobody serves it twice. Returns
+/// the effects to persist, with the book written whole first.
+pub fn withdraw(replica: &mut Replica, now: Millis, refused: &Value) -> Option<Effects> {
+    let id: OrderId = refused["id"].as_str()?.parse().ok()?;
+    let book = replica.book_of(&id)?.clone();
+    let mut fx = match replica.act(now, id, Action::Cancel(WITHDRAWN.into())) {
+        Ok(fx) => fx,
+        Err(e) => {
+            tracing::error!(order = %id, error = %e, "refused order could not be cancelled");
+            return None;
+        }
+    };
+    if let Some(snapshot) = replica.compact(&book) {
+        fx.persist.insert(0, snapshot);
+    }
+    Some(fx)
+}
