@@ -193,7 +193,9 @@ pub struct Node {
 
 enum Inbound {
     Frame(PeerId, Vec<u8>),
-    StreamFailed(PeerId, String),
+    /// A stream broke: a writer (with its generation) or a reader that met a protocol
+    /// violation (`None`).
+    StreamFailed(PeerId, Option<u64>, String),
 }
 
 struct DialTarget {
@@ -217,7 +219,9 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound: mpsc::Receiver<Inbound>,
-    writers: HashMap<PeerId, mpsc::Sender<Vec<u8>>>,
+    /// The writer task of each connected peer, with its generation.
+    writers: HashMap<PeerId, (u64, mpsc::Sender<Vec<u8>>)>,
+    writer_gen: u64,
     control: libp2p_stream::Control,
     blocked: HashSet<PeerId>,
     dials: Vec<DialTarget>,
@@ -306,6 +310,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         inbound_tx,
         inbound: inbound_rx,
         writers: HashMap::new(),
+        writer_gen: 0,
         control,
         blocked: HashSet::new(),
         dials,
@@ -355,8 +360,17 @@ fn spawn_acceptor(mut incoming: libp2p_stream::IncomingStreams, tx: mpsc::Sender
                             }
                         }
                         Ok(None) => return,
+                        // A protocol violation closes the connection. Any other error is the
+                        // stream going away (perhaps an old connection's, after the peer came
+                        // back on a new one): nothing to close.
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                            let _ = tx
+                                .send(Inbound::StreamFailed(peer, None, e.to_string()))
+                                .await;
+                            return;
+                        }
                         Err(e) => {
-                            let _ = tx.send(Inbound::StreamFailed(peer, e.to_string())).await;
+                            tracing::debug!(peer = %peer, error = %e, "sync stream ended");
                             return;
                         }
                     }
@@ -583,7 +597,9 @@ impl EventLoop {
 
     fn open_writer(&mut self, peer: PeerId) {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(PEER_QUEUE);
-        self.writers.insert(peer, tx);
+        self.writer_gen += 1;
+        let gen = self.writer_gen;
+        self.writers.insert(peer, (gen, tx));
         let mut control = self.control.clone();
         let failed = self.inbound_tx.clone();
         tokio::spawn(async move {
@@ -591,7 +607,7 @@ impl EventLoop {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = failed
-                        .send(Inbound::StreamFailed(peer, e.to_string()))
+                        .send(Inbound::StreamFailed(peer, Some(gen), e.to_string()))
                         .await;
                     return;
                 }
@@ -599,7 +615,7 @@ impl EventLoop {
             while let Some(frame) = rx.recv().await {
                 if let Err(e) = net::write_frame(&mut stream, &frame).await {
                     let _ = failed
-                        .send(Inbound::StreamFailed(peer, e.to_string()))
+                        .send(Inbound::StreamFailed(peer, Some(gen), e.to_string()))
                         .await;
                     return;
                 }
@@ -621,7 +637,11 @@ impl EventLoop {
                 let fx = self.replica.receive(now, &mut self.rng, key, &bytes);
                 self.apply(fx).await.ok();
             }
-            Inbound::StreamFailed(peer, why) => {
+            Inbound::StreamFailed(peer, gen, why) => {
+                let current = self.writers.get(&peer).map(|(g, _)| *g);
+                if gen.is_some() && gen != current {
+                    return; // an old connection's writer; the peer is back on a new one
+                }
                 tracing::warn!(peer = %peer, %why, "sync stream failed: closing the connection");
                 let _ = self.events.send(Event::Refused {
                     peer: peer.to_string(),
@@ -747,7 +767,7 @@ impl EventLoop {
             let Some(pid) = net::peer_id(&out.to) else {
                 continue;
             };
-            if let Some(w) = self.writers.get(&pid) {
+            if let Some((_, w)) = self.writers.get(&pid) {
                 self.bytes_sent += out.bytes.len() as u64;
                 if w.try_send(out.bytes).is_err() {
                     tracing::warn!(peer = %pid, "peer not reading: closing the connection");
