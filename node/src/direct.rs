@@ -24,6 +24,7 @@ pub fn execute(dir: &Path, req: Request) -> Result<Value, String> {
         status["running"] = json!(false);
         status["peers"] = json!([]);
         status["store_bytes"] = json!(store.size_on_disk());
+        status["quarantined"] = json!(store.quarantined());
         return Ok(status);
     }
     let new_order = matches!(req, Request::NewOrder { .. });

@@ -439,6 +439,7 @@ impl EventLoop {
                     .map(|a| a.to_string())
                     .collect::<Vec<_>>());
                 status["store_bytes"] = json!(self.store.size_on_disk());
+                status["quarantined"] = json!(self.store.quarantined());
                 status["bytes_sent"] = json!(self.bytes_sent);
                 status["bytes_received"] = json!(self.bytes_received);
                 status["ticks"] = json!(self.ticks);

@@ -9,7 +9,7 @@ use lawmesh_sync::ids::BookId;
 use lawmesh_sync::replica::Replica;
 use lawmesh_sync::roster::signed::SignedRoster;
 use lawmesh_sync::time::Millis;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A replica restored from disk.
 #[derive(Debug)]
@@ -18,7 +18,8 @@ pub struct Restored {
     pub replica: Replica,
     /// Stored chunks per book (for compaction).
     pub chunk_counts: BTreeMap<BookId, usize>,
-    /// Cold markers were written for books found settled: flush before relying on them.
+    /// Cold markers were written for books found settled, or damaged books quarantined: flush
+    /// before relying on them.
     pub marked: bool,
 }
 
@@ -46,20 +47,24 @@ pub fn restore(
     // One book at a time: a settled book goes cold as soon as it is read, so memory stays
     // near the size of the open books rather than of the whole history.
     let mut markers = loaded.cold;
+    let mut quarantined = BTreeSet::new();
     for (book, bytes) in loaded.books {
         if let Some(marker) = markers.remove(&book) {
             replica.load_cold_book(book, bytes, marker);
             continue;
         }
-        replica
-            .load_book(book.clone(), &bytes, now)
-            .map_err(|e| NodeError::Book {
-                book: book.clone(),
-                why: e.to_string(),
-            })?;
+        if let Err(e) = replica.load_book(book.clone(), &bytes, now) {
+            // One damaged book must not stop the node taking requests: set it aside (kept in
+            // the store's quarantine), and take it afresh from the peers that hold it.
+            tracing::error!(book = %book, error = %e, "stored book does not load: quarantined");
+            store.quarantine(&book)?;
+            quarantined.insert(book);
+        }
     }
     for (peer, book, bytes) in &loaded.sync_states {
-        replica.load_sync_state(*peer, book.clone(), bytes);
+        if !quarantined.contains(book) {
+            replica.load_sync_state(*peer, book.clone(), bytes);
+        }
     }
     // Books found settled now are marked, so the next start skips reading them.
     let mut marked = false;
@@ -71,9 +76,11 @@ pub fn restore(
             }
         }
     }
+    let mut chunk_counts = loaded.chunk_counts;
+    chunk_counts.retain(|b, _| !quarantined.contains(b));
     Ok(Restored {
         replica,
-        chunk_counts: loaded.chunk_counts,
-        marked,
+        chunk_counts,
+        marked: marked || !quarantined.is_empty(),
     })
 }

@@ -7,6 +7,8 @@
 //! - `meta`: `roster` → the newest signed roster taken from a peer.
 //! - `cold`: `book id` → the [`ColdMarker`] of a settled book, so a restart need not read it.
 //!   Removed before any write to that book.
+//! - `quarantine`: the chunks of books that no longer load, moved out of `chunks` under the
+//!   same keys (kept for an operator; the node takes the book afresh from its peers).
 //!
 //! Writes become durable on [`Store::flush`]; the node flushes before it acknowledges anything.
 
@@ -76,6 +78,7 @@ pub struct Store {
     sync: sled::Tree,
     meta: sled::Tree,
     cold: sled::Tree,
+    quarantine: sled::Tree,
     /// Next chunk number per book, learned on first write (saves a reverse scan per write).
     next_seq: Arc<Mutex<BTreeMap<BookId, u64>>>,
     faults: Faults,
@@ -114,6 +117,7 @@ impl Store {
         let sync = db.open_tree("sync").map_err(err)?;
         let meta = db.open_tree("meta").map_err(err)?;
         let cold = db.open_tree("cold").map_err(err)?;
+        let quarantine = db.open_tree("quarantine").map_err(err)?;
         Ok(Store {
             path,
             db,
@@ -121,6 +125,7 @@ impl Store {
             sync,
             meta,
             cold,
+            quarantine,
             next_seq: Arc::default(),
             faults: Faults::default(),
         })
@@ -303,6 +308,52 @@ impl Store {
         self.cold
             .contains_key(book.to_string().as_bytes())
             .unwrap_or(false)
+    }
+
+    /// Move a book that no longer loads out of the way: its chunks go to the `quarantine` tree
+    /// (kept, not deleted), its cold marker and sync states are dropped, so the node can start
+    /// and take the book afresh from peers that hold it. Durable at the next flush.
+    pub fn quarantine(&self, book: &BookId) -> Result<(), StoreError> {
+        let prefix = Self::book_prefix(book);
+        let mut moved = sled::Batch::default();
+        for kv in self.chunks.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            self.quarantine
+                .insert(k.clone(), v)
+                .map_err(|e| self.err(e))?;
+            moved.remove(k);
+        }
+        self.chunks.apply_batch(moved).map_err(|e| self.err(e))?;
+        let name = book.to_string();
+        self.cold.remove(name.as_bytes()).map_err(|e| self.err(e))?;
+        let mut states = sled::Batch::default();
+        for kv in self.sync.iter() {
+            let (k, _) = kv.map_err(|e| self.err(e))?;
+            if k.get(32..) == Some(name.as_bytes()) {
+                states.remove(k);
+            }
+        }
+        self.sync.apply_batch(states).map_err(|e| self.err(e))?;
+        if let Ok(mut m) = self.next_seq.lock() {
+            m.remove(book);
+        }
+        Ok(())
+    }
+
+    /// The books in quarantine.
+    pub fn quarantined(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .quarantine
+            .iter()
+            .keys()
+            .filter_map(Result::ok)
+            .filter_map(|k| {
+                let end = k.iter().position(|b| *b == 0)?;
+                std::str::from_utf8(&k[..end]).ok().map(str::to_owned)
+            })
+            .collect();
+        out.dedup();
+        out
     }
 
     /// Bytes on disk, as sled counts them.

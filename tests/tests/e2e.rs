@@ -750,3 +750,55 @@ async fn ticks(mesh: &Mesh, site: &str) -> u64 {
     let v = mesh.request(site, Request::Status).await.unwrap();
     v["ticks"].as_u64().unwrap()
 }
+
+/// A stored book that no longer loads does not stop the node: it is set aside (kept in the
+/// store's quarantine, named in the status), the node takes requests, and it gets the book
+/// afresh from the peer that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_book_is_quarantined_and_taken_afresh_from_a_peer() {
+    let mut mesh = office_and_paired_firm(17).await;
+    let office = "office-qiuchang";
+    let id = new_order(&mesh, office, "land", true).await;
+    eventually(
+        "the firm holds the order",
+        Duration::from_secs(10),
+        || async { show(&mesh, "firm-hongtai", &id).await != Value::Null },
+    )
+    .await;
+    let book: lawmesh_sync::ids::BookId = show(&mesh, office, &id).await["book"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = NodeDir::open(&mesh.node(office).unwrap().dir).unwrap();
+    mesh.stop(office).await;
+    // Damage the book on disk: a chunk that is not automerge.
+    {
+        let store = lawmesh_node::store::Store::open(&dir.store_path()).unwrap();
+        let chunk = lawmesh_sync::replica::Persist::BookChunk {
+            book: book.clone(),
+            bytes: b"not an automerge chunk".to_vec(),
+        };
+        store.write(&chunk).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    mesh.restart(office)
+        .await
+        .expect("the node starts despite the damaged book");
+    let status = mesh.request(office, Request::Status).await.unwrap();
+    assert_eq!(status["quarantined"], serde_json::json!([book.to_string()]));
+    let next = new_order(&mesh, office, "family", false).await;
+    eventually(
+        "the office has the book again from the firm",
+        Duration::from_secs(20),
+        || async { show(&mesh, office, &id).await["id"] == id.as_str() },
+    )
+    .await;
+    assert_eq!(show(&mesh, office, &next).await["id"], next.as_str());
+    // The book taken afresh is stored cleanly: the next start reads it.
+    mesh.stop(office).await;
+    mesh.restart(office).await.unwrap();
+    assert_eq!(show(&mesh, office, &id).await["id"], id.as_str());
+    assert_eq!(show(&mesh, office, &next).await["id"], next.as_str());
+    mesh.shutdown().await;
+}
