@@ -80,7 +80,18 @@ impl Mesh {
 
     /// Restart a node from its directory (after [`Mesh::stop`]).
     pub async fn restart(&mut self, site: &str) -> Result<(), String> {
-        let node = start_node(self.root.path().join(site), self.clock.clone()).await?;
+        // sled lets go of its lock file a moment after the last handle is dropped.
+        let mut tries = 0;
+        let node = loop {
+            match start_node(self.root.path().join(site), self.clock.clone()).await {
+                Ok(node) => break node,
+                Err(e) if e.contains("could not acquire lock") && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         self.nodes.insert(SiteId::from(site), node);
         let links: Vec<(SiteId, SiteId)> = self
             .links

@@ -126,9 +126,69 @@ pub async fn read_frame<R: futures::AsyncRead + Unpin>(
     Ok(Some(buf))
 }
 
+/// [`read_frame`], taking the frame's size from `budget` before reading its body, so that all
+/// the frames read and not yet handled stay within the budget. The permit comes with the frame;
+/// the budget is given back when it is dropped.
+pub async fn read_frame_within<R: futures::AsyncRead + Unpin>(
+    r: &mut R,
+    budget: &std::sync::Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<Option<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len);
+    if len as usize > MAX_MESSAGE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the limit of {MAX_MESSAGE_BYTES}"),
+        ));
+    }
+    let permit = budget
+        .clone()
+        .acquire_many_owned(len.max(1))
+        .await
+        .map_err(|_| std::io::Error::other("node stopping"))?;
+    let mut buf = vec![0u8; len as usize];
+    r.read_exact(&mut buf).await?;
+    Ok(Some((buf, permit)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn frames_wait_for_the_inbound_byte_budget() {
+        let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(10));
+        let mut data = Vec::new();
+        for b in [1u8, 2] {
+            data.extend(8u32.to_be_bytes());
+            data.extend([b; 8]);
+        }
+        let mut r = futures::io::Cursor::new(data);
+        let (first, held) = futures::executor::block_on(read_frame_within(&mut r, &budget))
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, vec![1; 8]);
+        assert_eq!(budget.available_permits(), 2);
+        let mut second = Box::pin(read_frame_within(&mut r, &budget));
+        assert!(
+            second.as_mut().now_or_never().is_none(),
+            "the second frame waits while the first is held"
+        );
+        drop(held);
+        let (frame, _held) = futures::executor::block_on(second).unwrap().unwrap();
+        assert_eq!(frame, vec![2; 8]);
+        assert!(
+            futures::executor::block_on(read_frame_within(&mut r, &budget))
+                .unwrap()
+                .is_none()
+        );
+    }
 
     #[test]
     fn node_keys_and_peer_ids_map_both_ways() {

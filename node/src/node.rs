@@ -22,12 +22,18 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Frames queued per peer before the peer counts as too slow and is disconnected.
 pub const PEER_QUEUE: usize = 4_096;
+/// Bytes queued for one peer before it counts as too slow and is disconnected.
+pub const PEER_QUEUE_BYTES: usize = 64 << 20;
+/// Bytes read from peers and not yet handled, all peers together (readers wait beyond it).
+pub const INBOUND_BYTES: usize = 64 << 20;
 /// Longest wait between redials of a configured peer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A dialled connection that stays up this long counts as working: its backoff starts over.
@@ -191,8 +197,18 @@ pub struct Node {
     pub faults: crate::store::Faults,
 }
 
+/// The writer task of a connected peer.
+struct Writer {
+    /// Its generation: a failure report from an older writer is ignored.
+    gen: u64,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+}
+
 enum Inbound {
-    Frame(PeerId, Vec<u8>),
+    /// A frame, holding its share of the inbound byte budget until it is handled.
+    Frame(PeerId, Vec<u8>, tokio::sync::OwnedSemaphorePermit),
     /// A stream broke: a writer (with its generation) or a reader that met a protocol
     /// violation (`None`).
     StreamFailed(PeerId, Option<u64>, String),
@@ -220,7 +236,7 @@ pub struct EventLoop {
     inbound_tx: mpsc::Sender<Inbound>,
     inbound: mpsc::Receiver<Inbound>,
     /// The writer task of each connected peer, with its generation.
-    writers: HashMap<PeerId, (u64, mpsc::Sender<Vec<u8>>)>,
+    writers: HashMap<PeerId, Writer>,
     writer_gen: u64,
     control: libp2p_stream::Control,
     blocked: HashSet<PeerId>,
@@ -348,14 +364,17 @@ fn peer_of_addr(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 fn spawn_acceptor(mut incoming: libp2p_stream::IncomingStreams, tx: mpsc::Sender<Inbound>) {
+    // Bytes read from all peers and not yet handled: readers wait when it is spent.
+    let budget = Arc::new(tokio::sync::Semaphore::new(INBOUND_BYTES));
     tokio::spawn(async move {
         while let Some((peer, mut stream)) = incoming.next().await {
             let tx = tx.clone();
+            let budget = budget.clone();
             tokio::spawn(async move {
                 loop {
-                    match net::read_frame(&mut stream).await {
-                        Ok(Some(frame)) => {
-                            if tx.send(Inbound::Frame(peer, frame)).await.is_err() {
+                    match net::read_frame_within(&mut stream, &budget).await {
+                        Ok(Some((frame, permit))) => {
+                            if tx.send(Inbound::Frame(peer, frame, permit)).await.is_err() {
                                 return;
                             }
                         }
@@ -600,7 +619,15 @@ impl EventLoop {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(PEER_QUEUE);
         self.writer_gen += 1;
         let gen = self.writer_gen;
-        self.writers.insert(peer, (gen, tx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        self.writers.insert(
+            peer,
+            Writer {
+                gen,
+                tx,
+                queued: queued.clone(),
+            },
+        );
         let mut control = self.control.clone();
         let failed = self.inbound_tx.clone();
         tokio::spawn(async move {
@@ -614,7 +641,9 @@ impl EventLoop {
                 }
             };
             while let Some(frame) = rx.recv().await {
-                if let Err(e) = net::write_frame(&mut stream, &frame).await {
+                let written = net::write_frame(&mut stream, &frame).await;
+                queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                if let Err(e) = written {
                     let _ = failed
                         .send(Inbound::StreamFailed(peer, Some(gen), e.to_string()))
                         .await;
@@ -626,7 +655,7 @@ impl EventLoop {
 
     async fn on_inbound(&mut self, inb: Inbound) {
         match inb {
-            Inbound::Frame(peer, bytes) => {
+            Inbound::Frame(peer, bytes, _permit) => {
                 let Some(key) = net::node_key(&peer) else {
                     return;
                 };
@@ -639,7 +668,7 @@ impl EventLoop {
                 self.apply(fx).await.ok();
             }
             Inbound::StreamFailed(peer, gen, why) => {
-                let current = self.writers.get(&peer).map(|(g, _)| *g);
+                let current = self.writers.get(&peer).map(|w| w.gen);
                 if gen.is_some() && gen != current {
                     return; // an old connection's writer; the peer is back on a new one
                 }
@@ -768,9 +797,11 @@ impl EventLoop {
             let Some(pid) = net::peer_id(&out.to) else {
                 continue;
             };
-            if let Some((_, w)) = self.writers.get(&pid) {
-                self.bytes_sent += out.bytes.len() as u64;
-                if w.try_send(out.bytes).is_err() {
+            if let Some(w) = self.writers.get(&pid) {
+                let len = out.bytes.len();
+                self.bytes_sent += len as u64;
+                let over = w.queued.fetch_add(len, Ordering::Relaxed) + len > PEER_QUEUE_BYTES;
+                if over || w.tx.try_send(out.bytes).is_err() {
                     tracing::warn!(peer = %pid, "peer not reading: closing the connection");
                     let _ = self.swarm.disconnect_peer_id(pid);
                 }
