@@ -147,7 +147,8 @@ pub async fn call(dir: &Path, request: &Request) -> Result<Value, ControlError> 
         .await
         .map_err(|_| {
             ControlError::Io(format!(
-                "no answer within {} s from the node named in control.json",
+                "no answer within {} s from the node named in control.json; the request may \
+                 still be carried out: look (order list, order show) before repeating it",
                 CALL_TIMEOUT.as_secs()
             ))
         })?

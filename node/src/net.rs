@@ -126,9 +126,11 @@ pub async fn read_frame<R: futures::AsyncRead + Unpin>(
     Ok(Some(buf))
 }
 
-/// [`read_frame`], taking the frame's size from `budget` before reading its body, so that all
-/// the frames read and not yet handled stay within the budget. The permit comes with the frame;
-/// the budget is given back when it is dropped.
+/// [`read_frame`], for frames to be queued for the event loop: the body grows as its bytes
+/// arrive (a peer that announces 16 MiB and stalls holds only what it sent), and the complete
+/// frame then takes its size from `budget`, so that all the frames read and not yet handled
+/// stay within the budget. The permit comes with the frame; the budget is given back when it
+/// is dropped.
 pub async fn read_frame_within<R: futures::AsyncRead + Unpin>(
     r: &mut R,
     budget: &std::sync::Arc<tokio::sync::Semaphore>,
@@ -146,13 +148,19 @@ pub async fn read_frame_within<R: futures::AsyncRead + Unpin>(
             format!("frame of {len} bytes is over the limit of {MAX_MESSAGE_BYTES}"),
         ));
     }
+    let mut buf = Vec::new();
+    let got = r.take(u64::from(len)).read_to_end(&mut buf).await?;
+    if got < len as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("frame cut off after {got} of {len} bytes"),
+        ));
+    }
     let permit = budget
         .clone()
         .acquire_many_owned(len.max(1))
         .await
         .map_err(|_| std::io::Error::other("node stopping"))?;
-    let mut buf = vec![0u8; len as usize];
-    r.read_exact(&mut buf).await?;
     Ok(Some((buf, permit)))
 }
 

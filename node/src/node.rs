@@ -800,8 +800,12 @@ impl EventLoop {
             if let Some(w) = self.writers.get(&pid) {
                 let len = out.bytes.len();
                 self.bytes_sent += len as u64;
+                // Counted before the send (the writer may subtract as soon as it is queued),
+                // taken back if it is not queued.
                 let over = w.queued.fetch_add(len, Ordering::Relaxed) + len > PEER_QUEUE_BYTES;
-                if over || w.tx.try_send(out.bytes).is_err() {
+                let queued = !over && w.tx.try_send(out.bytes).is_ok();
+                if !queued {
+                    w.queued.fetch_sub(len, Ordering::Relaxed);
                     tracing::warn!(peer = %pid, "peer not reading: closing the connection");
                     let _ = self.swarm.disconnect_peer_id(pid);
                 }

@@ -315,12 +315,18 @@ impl Store {
     /// and take the book afresh from peers that hold it. Durable at the next flush.
     pub fn quarantine(&self, book: &BookId) -> Result<(), StoreError> {
         let prefix = Self::book_prefix(book);
+        // Each quarantine of a book is kept apart: its keys start with a round number one
+        // above the highest in use, then the chunk's own key.
+        let last = self.quarantine.last().map_err(|e| self.err(e))?;
+        let round = last
+            .and_then(|(k, _)| Some(u64::from_be_bytes(k.get(..8)?.try_into().ok()?)))
+            .map_or(0, |n| n + 1);
         let mut moved = sled::Batch::default();
         for kv in self.chunks.scan_prefix(&prefix) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
-            self.quarantine
-                .insert(k.clone(), v)
-                .map_err(|e| self.err(e))?;
+            let mut key = round.to_be_bytes().to_vec();
+            key.extend_from_slice(&k);
+            self.quarantine.insert(key, v).map_err(|e| self.err(e))?;
             moved.remove(k);
         }
         self.chunks.apply_batch(moved).map_err(|e| self.err(e))?;
@@ -348,10 +354,12 @@ impl Store {
             .keys()
             .filter_map(Result::ok)
             .filter_map(|k| {
-                let end = k.iter().position(|b| *b == 0)?;
-                std::str::from_utf8(&k[..end]).ok().map(str::to_owned)
+                let key = k.get(8..)?;
+                let end = key.iter().position(|b| *b == 0)?;
+                std::str::from_utf8(&key[..end]).ok().map(str::to_owned)
             })
             .collect();
+        out.sort();
         out.dedup();
         out
     }
@@ -419,6 +427,50 @@ fn seq_of(key: &[u8], prefix_len: usize) -> Option<u64> {
 mod tests {
     use super::*;
     use lawmesh_sync::ids::Channel;
+
+    #[test]
+    fn a_quarantine_keeps_every_round_and_clears_the_book() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let book = BookId {
+            area: "qiuchang".into(),
+            channel: Channel::Tax,
+            period: "2026-12".into(),
+        };
+        let other = BookId {
+            channel: Channel::Notary,
+            ..book.clone()
+        };
+        let chunk = |b: &BookId, bytes: &[u8]| Persist::BookChunk {
+            book: b.clone(),
+            bytes: bytes.to_vec(),
+        };
+        let peer = NodeKey([9; 32]);
+        for round in [b"first".as_slice(), b"second".as_slice()] {
+            store.write(&chunk(&book, round)).unwrap();
+            store
+                .write(&Persist::SyncState {
+                    peer,
+                    book: book.clone(),
+                    bytes: vec![1],
+                })
+                .unwrap();
+            store.quarantine(&book).unwrap();
+        }
+        store.write(&chunk(&other, b"kept")).unwrap();
+        let loaded = store.load().unwrap();
+        assert!(!loaded.books.contains_key(&book), "the book starts afresh");
+        assert_eq!(loaded.books[&other], b"kept");
+        assert!(loaded.sync_states.is_empty(), "its sync states are gone");
+        let kept: Vec<Vec<u8>> = store
+            .quarantine
+            .iter()
+            .values()
+            .map(|v| v.unwrap().to_vec())
+            .collect();
+        assert_eq!(kept, vec![b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(store.quarantined(), vec![book.to_string()]);
+    }
 
     #[test]
     fn chunks_append_in_order_and_a_snapshot_replaces_them() {

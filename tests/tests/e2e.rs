@@ -774,7 +774,19 @@ async fn a_damaged_book_is_quarantined_and_taken_afresh_from_a_peer() {
     mesh.stop(office).await;
     // Damage the book on disk: a chunk that is not automerge.
     {
-        let store = lawmesh_node::store::Store::open(&dir.store_path()).unwrap();
+        // sled lets go of its lock a moment after the node's last handle is dropped.
+        let mut tries = 0;
+        let store = loop {
+            match lawmesh_node::store::Store::open(&dir.store_path()) {
+                Ok(store) => break store,
+                Err(e) if tries < 100 => {
+                    assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let chunk = lawmesh_sync::replica::Persist::BookChunk {
             book: book.clone(),
             bytes: b"not an automerge chunk".to_vec(),
