@@ -32,7 +32,10 @@ pub fn execute(dir: &Path, req: Request) -> Result<Value, String> {
     if let Err(e) = persist(&store, &fx) {
         // What was written may still reach the disk (sled flushes again when it closes).
         if new_order {
-            if let Some(cancel) = ops::withdraw(&mut replica, now, &value) {
+            if let Some((book, mut cancel)) = ops::withdraw(&mut replica, now, &value) {
+                if let Some(whole) = replica.compact(&book) {
+                    cancel.persist.insert(0, whole);
+                }
                 let _ = persist(&store, &cancel);
             }
             return Err(e.to_string());

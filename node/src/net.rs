@@ -104,33 +104,10 @@ pub async fn write_frame<W: futures::AsyncWrite + Unpin>(
 }
 
 /// Read one frame; `Ok(None)` at a clean end of stream. A length over the limit is an error
-/// before any of the body is read.
-pub async fn read_frame<R: futures::AsyncRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes is over the limit of {MAX_MESSAGE_BYTES}"),
-        ));
-    }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
-    Ok(Some(buf))
-}
-
-/// [`read_frame`], for frames to be queued for the event loop: the body grows as its bytes
-/// arrive (a peer that announces 16 MiB and stalls holds only what it sent), and the complete
-/// frame then takes its size from `budget`, so that all the frames read and not yet handled
-/// stay within the budget. The permit comes with the frame; the budget is given back when it
-/// is dropped.
+/// before any of the body is read. The body grows as its bytes arrive (a peer that announces
+/// 16 MiB and stalls holds only what it sent), and the complete frame then takes its size from
+/// `budget`, so that all the frames read and not yet handled stay within the budget. The permit
+/// comes with the frame; the budget is given back when it is dropped.
 pub async fn read_frame_within<R: futures::AsyncRead + Unpin>(
     r: &mut R,
     budget: &std::sync::Arc<tokio::sync::Semaphore>,

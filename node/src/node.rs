@@ -225,6 +225,36 @@ struct DialTarget {
     up_since: Option<Instant>,
 }
 
+/// The first wait before redialling a peer.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+impl DialTarget {
+    /// A peer to dial now.
+    fn new(addr: Multiaddr) -> DialTarget {
+        DialTarget {
+            peer: peer_of_addr(&addr),
+            addr,
+            connection: None,
+            backoff: FIRST_BACKOFF,
+            next_at: Instant::now(),
+            up_since: None,
+        }
+    }
+
+    /// The dial or the connection ended: try again after the backoff, which starts over if the
+    /// connection had lasted and doubles (up to [`MAX_BACKOFF`]) if not.
+    fn retry_later(&mut self, lasted: bool) {
+        self.connection = None;
+        if lasted {
+            self.backoff = FIRST_BACKOFF;
+        }
+        self.next_at = Instant::now() + self.backoff;
+        if !lasted {
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
 /// The event loop.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -303,19 +333,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
             .await
             .map_err(|e| NodeError::Net(format!("control API: {e}")))?;
     }
-    let now = Instant::now();
-    let dials = config
-        .peers
-        .iter()
-        .map(|addr| DialTarget {
-            addr: addr.clone(),
-            peer: peer_of_addr(addr),
-            connection: None,
-            backoff: Duration::from_millis(250),
-            next_at: now,
-            up_since: None,
-        })
-        .collect();
+    let dials = config.peers.iter().cloned().map(DialTarget::new).collect();
     let mut el = EventLoop {
         swarm,
         replica,
@@ -499,14 +517,7 @@ impl EventLoop {
             }
             Command::Dial(addr) => match self.dials.iter_mut().find(|d| d.addr == addr) {
                 Some(d) => d.next_at = Instant::now(),
-                None => self.dials.push(DialTarget {
-                    peer: peer_of_addr(&addr),
-                    addr,
-                    connection: None,
-                    backoff: Duration::from_millis(250),
-                    next_at: Instant::now(),
-                    up_since: None,
-                }),
+                None => self.dials.push(DialTarget::new(addr)),
             },
             Command::Shutdown(_) => {}
         }
@@ -562,15 +573,8 @@ impl EventLoop {
                     .iter_mut()
                     .filter(|d| d.connection == Some(connection_id))
                 {
-                    d.connection = None;
                     let lasted = d.up_since.take().map(|t| t.elapsed());
-                    if lasted.is_some_and(|l| l >= CONNECTION_LASTED) {
-                        d.backoff = Duration::from_millis(250);
-                    }
-                    d.next_at = Instant::now() + d.backoff;
-                    if lasted.is_none_or(|l| l < CONNECTION_LASTED) {
-                        d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
-                    }
+                    d.retry_later(lasted.is_some_and(|l| l >= CONNECTION_LASTED));
                 }
                 if num_established == 0 && self.writers.remove(&peer_id).is_some() {
                     if let Some(key) = net::node_key(&peer_id) {
@@ -595,9 +599,7 @@ impl EventLoop {
                     .filter(|d| d.connection == Some(connection_id))
                 {
                     tracing::debug!(addr = %d.addr, %error, "dial failed");
-                    d.connection = None;
-                    d.next_at = Instant::now() + d.backoff;
-                    d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+                    d.retry_later(false);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
@@ -696,16 +698,16 @@ impl EventLoop {
                 Ok(()) => d.connection = Some(id),
                 Err(e) => {
                     tracing::debug!(addr = %d.addr, %e, "dial refused");
-                    d.next_at = now + d.backoff;
-                    d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+                    d.retry_later(false);
                 }
             }
         }
     }
 
-    /// Cancel a refused new order (see [`ops::withdraw`]).
+    /// Cancel a refused new order (see [`ops::withdraw`]). Its book is already among the
+    /// `unsaved`, so `apply` writes it whole first.
     async fn withdraw(&mut self, refused: &Value) {
-        let Some(fx) = ops::withdraw(&mut self.replica, self.clock.now(), refused) else {
+        let Some((_, fx)) = ops::withdraw(&mut self.replica, self.clock.now(), refused) else {
             return;
         };
         if let Err(e) = self.apply(fx).await {

@@ -272,19 +272,20 @@ pub const WITHDRAWN: &str =
 /// A new order whose write failed was refused to the resident, who may ask again; but it is
 /// in the replica's memory and parts of it may reach the disk later. Cancel it at once, so that
 /// whatever reaches the disk (and the mesh) says cancelled and nobody serves it twice. Returns
-/// the effects to persist, with the book written whole first.
-pub fn withdraw(replica: &mut Replica, now: Millis, refused: &Value) -> Option<Effects> {
+/// the order's book and the cancel's effects. The cancel's change depends on the refused one,
+/// so the caller writes the book whole before it.
+pub fn withdraw(
+    replica: &mut Replica,
+    now: Millis,
+    refused: &Value,
+) -> Option<(lawmesh_sync::ids::BookId, Effects)> {
     let id: OrderId = refused["id"].as_str()?.parse().ok()?;
     let book = replica.book_of(&id)?.clone();
-    let mut fx = match replica.act(now, id, Action::Cancel(WITHDRAWN.into())) {
-        Ok(fx) => fx,
+    match replica.act(now, id, Action::Cancel(WITHDRAWN.into())) {
+        Ok(fx) => Some((book, fx)),
         Err(e) => {
             tracing::error!(order = %id, error = %e, "refused order could not be cancelled");
-            return None;
+            None
         }
-    };
-    if let Some(snapshot) = replica.compact(&book) {
-        fx.persist.insert(0, snapshot);
     }
-    Some(fx)
 }

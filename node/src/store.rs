@@ -428,15 +428,19 @@ mod tests {
     use super::*;
     use lawmesh_sync::ids::Channel;
 
+    fn tax_book() -> BookId {
+        BookId {
+            area: "qiuchang".into(),
+            channel: Channel::Tax,
+            period: "2026-12".into(),
+        }
+    }
+
     #[test]
     fn a_quarantine_keeps_every_round_and_clears_the_book() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let book = BookId {
-            area: "qiuchang".into(),
-            channel: Channel::Tax,
-            period: "2026-12".into(),
-        };
+        let book = tax_book();
         let other = BookId {
             channel: Channel::Notary,
             ..book.clone()
@@ -476,11 +480,7 @@ mod tests {
     fn chunks_append_in_order_and_a_snapshot_replaces_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let book = BookId {
-            area: "qiuchang".into(),
-            channel: Channel::Tax,
-            period: "2026-12".into(),
-        };
+        let book = tax_book();
         for b in [b"ab".to_vec(), b"cd".to_vec(), b"ef".to_vec()] {
             store
                 .write(&Persist::BookChunk {

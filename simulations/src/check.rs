@@ -15,16 +15,16 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One readable copy of a book: in memory at some replica, or read from a cold replica's
 /// stored bytes (a settled book a restarted node holds without reading it, as the node does).
 #[derive(Debug)]
-enum Copy<'a> {
+enum BookCopy<'a> {
     Warm(&'a Book),
     Read(Box<Book>),
 }
 
-impl Copy<'_> {
+impl BookCopy<'_> {
     fn book(&self) -> &Book {
         match self {
-            Copy::Warm(b) => b,
-            Copy::Read(b) => b,
+            BookCopy::Warm(b) => b,
+            BookCopy::Read(b) => b,
         }
     }
 }
@@ -35,7 +35,7 @@ impl Copy<'_> {
 #[derive(Debug)]
 pub(crate) struct Held<'a> {
     holders: BTreeMap<BookId, Vec<(usize, HeadsHash)>>,
-    copies: BTreeMap<BookId, Copy<'a>>,
+    copies: BTreeMap<BookId, BookCopy<'a>>,
     unreadable: Vec<String>,
 }
 
@@ -61,12 +61,12 @@ impl Engine {
     /// Gather the books held across the mesh (warm and cold), reading one copy of each.
     pub(crate) fn held(&self) -> Held<'_> {
         let mut holders: BTreeMap<BookId, Vec<(usize, HeadsHash)>> = BTreeMap::new();
-        let mut copies: BTreeMap<BookId, Copy<'_>> = BTreeMap::new();
+        let mut copies: BTreeMap<BookId, BookCopy<'_>> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             let Some(r) = &n.replica else { continue };
             for (book, hash, _) in r.book_hashes() {
                 if let Some(b) = r.book(&book) {
-                    copies.entry(book.clone()).or_insert(Copy::Warm(b));
+                    copies.entry(book.clone()).or_insert(BookCopy::Warm(b));
                 }
                 holders.entry(book).or_default().push((i, hash));
             }
@@ -80,7 +80,7 @@ impl Engine {
             let n = &self.nodes[*i];
             match n.replica.as_ref().and_then(|r| r.read_cold(book)) {
                 Some(Ok(b)) => {
-                    copies.insert(book.clone(), Copy::Read(Box::new(b)));
+                    copies.insert(book.clone(), BookCopy::Read(Box::new(b)));
                 }
                 Some(Err(e)) => unreadable.push(format!("{} cannot read book {book}: {e}", n.site)),
                 None => unreadable.push(format!("{} lost book {book}", n.site)),

@@ -496,13 +496,7 @@ impl Engine {
         }
         overturned.lawyer_minutes_wasted = round2(self.wasted_minutes(held) / 60_000.0);
         // Duty days over the simulated days.
-        let duty_sites: std::collections::BTreeSet<_> = self
-            .roster
-            .doc()
-            .duty
-            .iter()
-            .map(|d| d.site.clone())
-            .collect();
+        let duty_sites = self.roster.duty_sites();
         let first = Date::at(self.start, self.offset).days();
         for d in 0..i64::from(self.days) {
             let date = Date::from_days(first + d);

@@ -311,14 +311,9 @@ impl Engine {
             if self.staff.on_duty.len() > 8 {
                 self.staff.on_duty.clear();
             }
-            let sites: BTreeSet<SiteId> = self
+            let set = self
                 .roster
-                .doc()
-                .duty
-                .iter()
-                .map(|d| d.site.clone())
-                .collect();
-            let set = sites
+                .duty_sites()
                 .iter()
                 .flat_map(|site| self.roster.duty_lawyers(site, today))
                 .collect();

@@ -83,15 +83,9 @@ impl Book {
     /// `actor`. The events were checked when they arrived, so signatures are not verified again;
     /// each key is still checked against its event's id.
     pub fn load(id: BookId, actor: ActorId, bytes: &[u8]) -> Result<Self, BookError> {
-        let doc = Automerge::load(bytes)?.with_actor(actor.clone());
         let mut book = Book {
-            id,
-            doc,
-            actor,
-            orders: BTreeMap::new(),
-            event_count: 0,
-            saved_heads: Vec::new(),
-            received: None,
+            doc: Automerge::load(bytes)?.with_actor(actor.clone()),
+            ..Book::new(id, actor)
         };
         let mut found = Vec::new();
         for item in book.doc.map_range(ROOT, ..) {

@@ -638,23 +638,7 @@ async fn listing_all_orders_reads_settled_books_that_stay_cold_after_a_restart()
     .await
     .unwrap();
     let done = new_order(&mesh, site, "land", true).await;
-    for action in [
-        ActionRequest::Accept,
-        ActionRequest::Close {
-            outcome: "已提供法律意见".into(),
-        },
-        ActionRequest::Confirm,
-    ] {
-        mesh.request(
-            site,
-            Request::Act {
-                id: done.clone(),
-                action,
-            },
-        )
-        .await
-        .unwrap();
-    }
+    settle(&mesh, site, &done).await;
     let open = mesh
         .request(
             site,
@@ -710,19 +694,7 @@ async fn an_idle_node_sleeps_once_nothing_is_due() {
     mesh.wait_linked(Duration::from_secs(10)).await.unwrap();
     let office = "office-qiuchang";
     let id = new_order(&mesh, office, "land", true).await;
-    for action in [
-        ActionRequest::Accept,
-        ActionRequest::Close {
-            outcome: "已提供法律意见".into(),
-        },
-        ActionRequest::Confirm,
-    ] {
-        let act = Request::Act {
-            id: id.clone(),
-            action,
-        };
-        mesh.request(office, act).await.unwrap();
-    }
+    settle(&mesh, office, &id).await;
     eventually(
         "the firm holds the confirmed order",
         Duration::from_secs(10),
@@ -813,4 +785,21 @@ async fn a_damaged_book_is_quarantined_and_taken_afresh_from_a_peer() {
     assert_eq!(show(&mesh, office, &id).await["id"], id.as_str());
     assert_eq!(show(&mesh, office, &next).await["id"], next.as_str());
     mesh.shutdown().await;
+}
+
+/// The office that took an order in hand accepts, closes and confirms it: settled.
+async fn settle(mesh: &Mesh, site: &str, id: &str) {
+    for action in [
+        ActionRequest::Accept,
+        ActionRequest::Close {
+            outcome: "已提供法律意见".into(),
+        },
+        ActionRequest::Confirm,
+    ] {
+        let act = Request::Act {
+            id: id.into(),
+            action,
+        };
+        mesh.request(site, act).await.unwrap();
+    }
 }

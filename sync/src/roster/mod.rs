@@ -678,6 +678,11 @@ impl Roster {
         })
     }
 
+    /// The sites that keep a duty rota.
+    pub fn duty_sites(&self) -> BTreeSet<SiteId> {
+        self.doc.duty.iter().map(|d| d.site.clone()).collect()
+    }
+
     /// The lawyers on duty at `site` on `date`: a date entry overrides the weekday entries.
     pub fn duty_lawyers(&self, site: &SiteId, date: Date) -> Vec<LawyerId> {
         let label = date.to_string();
